@@ -1,0 +1,230 @@
+// The Llama-family transformer: forward and backward over a right-padded batch.
+// Legend: B batch, T time, R = B·T rows, C width, F MLP features, V vocab,
+//         QKV = (NH + 2·NKV)·HS fused projection, A = NH·HS attention channels, N selected positions.
+//
+// block(x):  m = x + Wo · attention(rotary(Wqkv · rmsnorm(x)))
+//            y = m + Wdown · swiglu(Wgate|up · rmsnorm(m))
+// head:      logits at N selected positions = rmsnorm(x_L)[positions] · Eᵀ (E = lm_head, or the embedding when tied)
+
+import Tensors
+import CShims
+
+/// A causal LM whose parameters, gradients live in one slab each (see ParameterLayout).
+public final class Transformer {
+    public let config: ModelConfig
+    public let layout: ParameterLayout
+    /// All parameters.
+    public let parameters: FloatBuffer
+    /// All gradients (same layout), nil for an inference-only model.
+    public let gradients: FloatBuffer?
+    let rotary: RotaryTable
+    var activations: Activations?
+    var head: HeadBuffers?
+    /// The targets of the last `logProbs` call, kept for its backward.
+    var lastTargets: TokenTargets?
+
+    /// Allocates a zero model; `trainable` also allocates gradients and per-block activations.
+    public init(config: ModelConfig, trainable: Bool = true) throws {
+        try config.validate()
+        self.config = config
+        layout = ParameterLayout(config: config)
+        parameters = FloatBuffer(count: layout.count)
+        gradients = trainable ? FloatBuffer(count: layout.count) : nil
+        rotary = RotaryTable(positions: config.maxPositions, headSize: config.headSize, base: config.ropeTheta)
+    }
+
+    /// Fills the parameters as Hugging Face initialises Llama: normal(0, std) matrices, unit norms.
+    public func initializeRandomly(seed: UInt64, std: Float = 0.02) {
+        var rng = SplitMix64(seed: seed)
+        for view in layout.views {
+            let p = parameters.pointer + view.offset
+            if view.shape.count == 1 {
+                p.update(repeating: 1, count: view.count)
+            } else {
+                for i in 0..<view.count { p[i] = std * rng.nextGaussian() }
+            }
+        }
+    }
+
+    /// Sets every gradient to zero.
+    public func zeroGradients() { gradients?.zero() }
+
+    /// Parameter pointer at a slab offset.
+    @inline(__always) func w(_ offset: Int) -> FloatPtr { parameters.pointer + offset }
+    /// Gradient pointer at a slab offset.
+    @inline(__always) func g(_ offset: Int) -> FloatPtr { gradients!.pointer + offset }
+
+    // MARK: forward
+
+    /// Runs the trunk and the final norm over `batch`; heads (`logProbs`, `scores`) read the result.
+    public func forward(_ batch: TokenBatch) {
+        dualign_flush_denormals()
+        let c = config, B = batch.batchSize, T = batch.length, R = B * T
+        precondition(T <= c.maxPositions, "sequence length \(T) exceeds maxPositions \(c.maxPositions)")
+        precondition(batch.tokens.allSatisfy { $0 >= 0 && Int($0) < c.vocabSize }, "token id outside the vocabulary")
+        if activations?.batch != B || activations?.time != T {
+            activations = Activations(config: c, batch: B, time: T, training: gradients != nil)
+        }
+        let a = activations!
+        a.tokens = batch.tokens
+        a.lengths = batch.lengths
+        let C = c.hiddenSize, F = c.intermediateSize, QKV = c.qkvChannels, A = c.attentionChannels
+        let shape = AttentionShape(batch: B, time: T, heads: c.numHeads, kvHeads: c.numKVHeads, headSize: c.headSize)
+        a.tokens.withUnsafeBufferPointer { Embedding.forward(out: a.residual(0).pointer, tokens: $0.baseAddress!,
+                                                              table: w(layout.embedding), rows: R, channels: C) }
+        for l in 0..<c.numLayers {
+            let o = layout.blocks[l], s = a.block(l)
+            let x = a.residual(l).pointer, y = a.residual(l + 1).pointer
+            RMSNorm.forward(out: s.attentionNorm.pointer, rstd: s.attentionRstd.pointer, inp: x, weight: w(o.attentionNorm),
+                            rows: R, channels: C, eps: c.rmsNormEps)
+            Matmul.forward(s.qkv.pointer, s.attentionNorm.pointer, w(o.qkv), M: R, N: QKV, K: C)
+            Rotary.apply(s.qkv.pointer, rows: R, rowStride: QKV, heads: c.numHeads + c.numKVHeads, sequenceLength: T,
+                         table: rotary, layout: c.ropeLayout)
+            Attention.forward(out: s.attention.pointer, att: s.probabilities.pointer, qkv: s.qkv.pointer,
+                              lengths: a.lengths, shape: shape)
+            // middle = x + Wo · attention
+            s.middle.pointer.update(from: x, count: R * C)
+            Matmul.forward(s.middle.pointer, s.attention.pointer, w(o.output), M: R, N: C, K: A, accumulate: true)
+            RMSNorm.forward(out: s.mlpNorm.pointer, rstd: s.mlpRstd.pointer, inp: s.middle.pointer, weight: w(o.mlpNorm),
+                            rows: R, channels: C, eps: c.rmsNormEps)
+            Matmul.forward(s.gateUp.pointer, s.mlpNorm.pointer, w(o.gateUp), M: R, N: 2 * F, K: C)
+            SwiGLU.forward(out: s.hidden.pointer, gateUp: s.gateUp.pointer, rows: R, features: F)
+            // y = middle + Wdown · hidden
+            y.update(from: s.middle.pointer, count: R * C)
+            Matmul.forward(y, s.hidden.pointer, w(o.down), M: R, N: C, K: F, accumulate: true)
+        }
+        RMSNorm.forward(out: a.finalNorm.pointer, rstd: a.finalRstd.pointer, inp: a.residual(c.numLayers).pointer,
+                        weight: w(layout.finalNorm), rows: R, channels: C, eps: c.rmsNormEps)
+    }
+
+    /// Log-probabilities of `targets` (N) from LM-head logits computed only at their positions.
+    public func logProbs(_ targets: TokenTargets) -> [Float] {
+        let a = activations!, c = config, N = targets.count, C = c.hiddenSize, V = c.vocabSize
+        if (head?.capacity ?? -1) < N { head = HeadBuffers(positions: N, config: c) }
+        let h = head!
+        for (n, p) in targets.positions.enumerated() {
+            (h.selected.pointer + n * C).update(from: a.finalNorm.pointer + p * C, count: C)
+        }
+        Matmul.forward(h.logits.pointer, h.selected.pointer, w(layout.lmHead), M: N, N: V, K: C)
+        var out = [Float](repeating: 0, count: N)
+        targets.targets.withUnsafeBufferPointer { t in
+            out.withUnsafeMutableBufferPointer { o in
+                LogProbs.forward(logp: o.baseAddress!, lse: h.lse.pointer, logits: h.logits.pointer,
+                                 targets: t.baseAddress!, positions: N, vocab: V)
+            }
+        }
+        lastTargets = targets
+        return out
+    }
+
+    /// The logits (N, V) of the last `logProbs` call (valid until `backward`).
+    public var lastLogits: UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: head!.logits.pointer, count: lastTargets!.count * config.vocabSize)
+    }
+
+    /// Score head: one scalar per row, read at the row's last real token.
+    public func scores() -> [Float] {
+        guard let s = layout.score else { preconditionFailure("scores() needs a model with scoreHead") }
+        let a = activations!, C = config.hiddenSize
+        return (0..<a.batch).map { b in
+            let row = a.finalNorm.pointer + (b * a.time + a.lengths[b] - 1) * C
+            var acc: Float = 0
+            for i in 0..<C { acc += row[i] * w(s)[i] }
+            return acc
+        }
+    }
+
+    // MARK: backward
+
+    /// Accumulates ∂L/∂parameters into `gradients`, given ∂L/∂(log-probs of the last `logProbs` call)
+    /// and/or ∂L/∂(scores).
+    public func backward(dLogProbs: [Float]? = nil, dScores: [Float]? = nil) {
+        precondition(gradients != nil, "backward on an inference-only model")
+        dualign_flush_denormals()
+        let a = activations!, c = config, B = a.batch, T = a.time, R = B * T
+        let C = c.hiddenSize, F = c.intermediateSize, QKV = c.qkvChannels, A = c.attentionChannels, V = c.vocabSize
+        let dNorm = a.dNorm.pointer, dx = a.dResidual.pointer
+        dNorm.update(repeating: 0, count: R * C)
+        if let dLogProbs, let targets = lastTargets {
+            let h = head!, N = targets.count
+            precondition(dLogProbs.count == N)
+            dLogProbs.withUnsafeBufferPointer { d in
+                targets.targets.withUnsafeBufferPointer { t in
+                    LogProbs.backward(logitsToGrad: h.logits.pointer, dlogp: d.baseAddress!, lse: h.lse.pointer,
+                                      targets: t.baseAddress!, positions: N, vocab: V)
+                }
+            }
+            // dselected (N, C) = dlogits · E, reusing `selected` after the weight gradient is taken.
+            Matmul.backward(dinp: nil, dweight: g(layout.lmHead), dout: h.logits.pointer, inp: h.selected.pointer,
+                            weight: w(layout.lmHead), M: N, N: V, K: C)
+            Matmul.backward(dinp: h.selected.pointer, dweight: nil, dout: h.logits.pointer, inp: h.selected.pointer,
+                            weight: w(layout.lmHead), M: N, N: V, K: C, overwriteInput: true)
+            for (n, p) in targets.positions.enumerated() {
+                Elementwise.accumulate(dNorm + p * C, h.selected.pointer + n * C, count: C)
+            }
+            lastTargets = nil
+        }
+        if let dScores, let s = layout.score {
+            for b in 0..<B {
+                let r = b * T + a.lengths[b] - 1
+                let row = a.finalNorm.pointer + r * C, d = dScores[b]
+                for i in 0..<C {
+                    dNorm[r * C + i] += d * w(s)[i]
+                    g(s)[i] += d * row[i]
+                }
+            }
+        }
+        dx.update(repeating: 0, count: R * C)
+        RMSNorm.backward(dinp: dx, dweight: g(layout.finalNorm), dout: dNorm, inp: a.residual(c.numLayers).pointer,
+                         weight: w(layout.finalNorm), rstd: a.finalRstd.pointer, rows: R, channels: C)
+        let shape = AttentionShape(batch: B, time: T, heads: c.numHeads, kvHeads: c.numKVHeads, headSize: c.headSize)
+        for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
+            let o = layout.blocks[l], s = a.block(l)
+            // MLP: dx holds ∂L/∂y; y = middle + Wdown · hidden.
+            Matmul.backward(dinp: a.dHidden.pointer, dweight: g(o.down), dout: dx, inp: s.hidden.pointer, weight: w(o.down),
+                            M: R, N: C, K: F, overwriteInput: true)
+            SwiGLU.backward(dgateUp: a.dGateUp.pointer, dout: a.dHidden.pointer, gateUp: s.gateUp.pointer, rows: R, features: F)
+            Matmul.backward(dinp: dNorm, dweight: g(o.gateUp), dout: a.dGateUp.pointer, inp: s.mlpNorm.pointer,
+                            weight: w(o.gateUp), M: R, N: 2 * F, K: C, overwriteInput: true)
+            RMSNorm.backward(dinp: dx, dweight: g(o.mlpNorm), dout: dNorm, inp: s.middle.pointer, weight: w(o.mlpNorm),
+                             rstd: s.mlpRstd.pointer, rows: R, channels: C)
+            // Attention: dx holds ∂L/∂middle; middle = x + Wo · attention.
+            Matmul.backward(dinp: a.dAttention.pointer, dweight: g(o.output), dout: dx, inp: s.attention.pointer,
+                            weight: w(o.output), M: R, N: C, K: A, overwriteInput: true)
+            a.dQKV.zero()
+            Attention.backward(dqkv: a.dQKV.pointer, dout: a.dAttention.pointer, att: s.probabilities.pointer,
+                               qkv: s.qkv.pointer, shape: shape)
+            Rotary.apply(a.dQKV.pointer, rows: R, rowStride: QKV, heads: c.numHeads + c.numKVHeads, sequenceLength: T,
+                         table: rotary, layout: c.ropeLayout, inverse: true)
+            Matmul.backward(dinp: dNorm, dweight: g(o.qkv), dout: a.dQKV.pointer, inp: s.attentionNorm.pointer,
+                            weight: w(o.qkv), M: R, N: QKV, K: C, overwriteInput: true)
+            RMSNorm.backward(dinp: dx, dweight: g(o.attentionNorm), dout: dNorm, inp: a.residual(l).pointer,
+                             weight: w(o.attentionNorm), rstd: s.attentionRstd.pointer, rows: R, channels: C)
+        }
+        a.tokens.withUnsafeBufferPointer {
+            Embedding.backward(dtable: g(layout.embedding), dout: dx, tokens: $0.baseAddress!, rows: R, channels: C)
+        }
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for initialisation and tests.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// A uniform Float in [0, 1).
+    public mutating func nextUniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
+    /// A standard normal Float (Box–Muller).
+    public mutating func nextGaussian() -> Float {
+        let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300), u2 = Double(next() >> 11) / Double(1 << 53)
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
+    }
+}
+
+import Foundation
