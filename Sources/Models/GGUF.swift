@@ -106,7 +106,7 @@ public struct GGUFFile: @unchecked Sendable {
 
         var align = 32
         if let a = metadata["general.alignment"] {
-            guard let v = a.int, a.type != .bool, v > 0, v <= 1 << 30, v & (v - 1) == 0 else {
+            guard let v = a.int, v > 0, v <= 1 << 30, v & (v - 1) == 0 else {
                 throw GGUFError(.invalidValue, file: file,
                                 "general.alignment is \(a); expected a power of two (default 32)")
             }
@@ -254,10 +254,7 @@ public struct GGUFFile: @unchecked Sendable {
     /// The string value of `key`, if present and a string.
     public func metadataString(_ key: String) -> String? { metadata[key]?.string }
     /// The integer value of `key`, if present and an integer.
-    public func metadataInt(_ key: String) -> Int? {
-        guard let v = metadata[key], v.type != .bool else { return nil }
-        return v.int
-    }
+    public func metadataInt(_ key: String) -> Int? { metadata[key]?.int }
     /// The floating-point value of `key`, if present and numeric.
     public func metadataDouble(_ key: String) -> Double? { metadata[key]?.double }
     /// The bool value of `key`, if present and a bool.

@@ -71,7 +71,7 @@ public indirect enum GGUFValue: Equatable, Sendable {
         return nil
     }
 
-    /// The value as an `Int` if it is an integer type (or a bool) that fits in `Int`.
+    /// The value as an `Int` if it is an integer type whose value fits in `Int` (bools: nil).
     public var int: Int? {
         switch self {
         case .uint8(let v): return Int(v)
@@ -82,7 +82,6 @@ public indirect enum GGUFValue: Equatable, Sendable {
         case .int32(let v): return Int(v)
         case .uint64(let v): return Int(exactly: v)
         case .int64(let v): return Int(exactly: v)
-        case .bool(let v): return v ? 1 : 0
         default: return nil
         }
     }
@@ -127,7 +126,7 @@ public indirect enum GGUFValue: Equatable, Sendable {
         var out: [Int] = []
         out.reserveCapacity(elements.count)
         for element in elements {
-            guard let v = element.int, element.type != .bool else { return nil }
+            guard let v = element.int else { return nil }
             out.append(v)
         }
         return out
@@ -143,6 +142,14 @@ public indirect enum GGUFValue: Equatable, Sendable {
             out.append(v)
         }
         return out
+    }
+}
+
+extension GGUFValue {
+    /// Whether every array (recursively) holds only elements of its declared element type.
+    public var isWellFormed: Bool {
+        guard case .array(let type, let elements) = self else { return true }
+        return elements.allSatisfy { $0.type == type && $0.isWellFormed }
     }
 }
 

@@ -1,6 +1,13 @@
 // GGUF v3 writer: metadata of every value type, F32 and F16 tensors, streamed to disk.
 
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Builds a GGUF v3 file: metadata in insertion order, then tensors (F32 or F16) in insertion order.
 ///
@@ -32,6 +39,8 @@ public struct GGUFWriter {
     }
 
     /// Sets metadata `key` (a repeated key keeps its first position and takes the new value).
+    ///
+    /// An array holding elements of another type than it declares makes `write`/`serialized` throw.
     public mutating func set(_ key: String, _ value: GGUFValue) {
         if values[key] == nil { keys.append(key) }
         values[key] = value
@@ -68,7 +77,13 @@ public struct GGUFWriter {
     private func padded(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
 
     /// The header: magic, version, counts, metadata, tensor infos, padded to the alignment.
-    func headerBytes() -> [UInt8] {
+    func headerBytes() throws -> [UInt8] {
+        for key in keys {
+            guard let value = values[key], value.isWellFormed else {
+                throw GGUFError(.invalidArgument, file: "<writer>",
+                                "metadata '\(key)': an array holds elements of another type than it declares; fix the value passed to set")
+            }
+        }
         var out: [UInt8] = []
         out.append(contentsOf: Array("GGUF".utf8))
         Self.append(UInt32(3), to: &out)
@@ -96,22 +111,22 @@ public struct GGUFWriter {
     /// Writes the whole file to `url` (through a temporary file renamed into place).
     public func write(to url: URL) throws {
         let path = url.path
+        let header = try headerBytes()
         let tmp = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
         guard FileManager.default.createFile(atPath: tmp, contents: nil),
               let handle = FileHandle(forWritingAtPath: tmp) else {
             throw GGUFError(.io, file: path, "cannot create \(tmp); check that the directory exists and is writable")
         }
         do {
-            try handle.write(contentsOf: headerBytes())
+            try handle.write(contentsOf: header)
             for t in pending {
                 try handle.write(contentsOf: tensorBytes(t))
             }
             try handle.synchronize()
             try handle.close()
-            if FileManager.default.fileExists(atPath: path) {
-                _ = try FileManager.default.replaceItemAt(url, withItemAt: URL(fileURLWithPath: tmp))
-            } else {
-                try FileManager.default.moveItem(atPath: tmp, toPath: path)
+            // rename(2) atomically replaces an existing file.
+            guard rename(tmp, path) == 0 else {
+                throw GGUFError(.io, file: path, "cannot rename \(tmp) into place (\(String(cString: strerror(errno))))")
             }
         } catch {
             try? handle.close()
@@ -122,8 +137,8 @@ public struct GGUFWriter {
     }
 
     /// The whole file as bytes (for tests and small files).
-    public func serialized() -> [UInt8] {
-        var out = headerBytes()
+    public func serialized() throws -> [UInt8] {
+        var out = try headerBytes()
         for t in pending { out.append(contentsOf: tensorBytes(t)) }
         return out
     }

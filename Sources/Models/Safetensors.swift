@@ -121,25 +121,29 @@ public enum SafetensorsWriter {
         }
         var json = (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data("{}".utf8)
         while (8 + json.count) % 8 != 0 { json.append(0x20) }   // pad the header with spaces to 8-byte alignment
-        var out = Data(capacity: 8 + json.count + offset)
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(json)
-        for t in tensors {
-            switch dtype {
-            case .f32:
-                var le = t.values.map { $0.bitPattern.littleEndian }
-                le.withUnsafeMutableBytes { out.append(contentsOf: $0) }
-            case .f16:
-                var le = t.values.map { Float16($0).bitPattern.littleEndian }
-                le.withUnsafeMutableBytes { out.append(contentsOf: $0) }
-            default:
-                // Round to nearest even, as torch does.
-                var le = t.values.map { v -> UInt16 in
-                    let b = v.bitPattern
-                    if v.isNaN { return UInt16(0x7FC0).littleEndian }
-                    return UInt16((b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16).littleEndian
+        var out = Data(count: 8 + json.count + offset)
+        out.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress!
+            base.storeBytes(of: UInt64(json.count).littleEndian, as: UInt64.self)
+            json.withUnsafeBytes { (base + 8).copyMemory(from: $0.baseAddress!, byteCount: json.count) }
+            var at = 8 + json.count
+            for t in tensors {
+                let n = t.values.count
+                switch dtype {
+                case .f32:   // little-endian hosts: the bytes as they are
+                    if n > 0 { (base + at).copyMemory(from: t.values.baseAddress!, byteCount: 4 * n) }
+                case .f16:
+                    let dst = (base + at).bindMemory(to: UInt16.self, capacity: n)
+                    for i in 0..<n { dst[i] = Float16(t.values[i]).bitPattern.littleEndian }
+                default:
+                    // Round to nearest even, as torch does.
+                    let dst = (base + at).bindMemory(to: UInt16.self, capacity: n)
+                    for i in 0..<n {
+                        let v = t.values[i], b = v.bitPattern
+                        dst[i] = v.isNaN ? 0x7FC0 : UInt16((b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16).littleEndian
+                    }
                 }
-                le.withUnsafeMutableBytes { out.append(contentsOf: $0) }
+                at += n * dtype.size
             }
         }
         return out

@@ -48,18 +48,19 @@ extension Float {
 import Foundation
 
 public enum Rotary {
-    /// Rotates H heads of HS channels in every row of x, in place. Row r is at position r % T;
-    /// rows are `rowStride` floats apart (the fused QKV buffer), heads contiguous within a row.
-    /// `inverse` rotates by the negative angle: the backward pass of the forward rotation.
+    /// Rotates H heads of HS channels in every row of x, in place. Row r is at position r % T, or at
+    /// `positions[r]` when given (incremental decoding); rows are `rowStride` floats apart (the fused QKV
+    /// buffer), heads contiguous within a row. `inverse` rotates by the negative angle: the backward pass.
     public static func apply(_ x: FloatPtr, rows R: Int, rowStride: Int, heads H: Int, sequenceLength T: Int,
-                             table: RotaryTable, layout: RotaryLayout, inverse: Bool = false) {
+                             table: RotaryTable, layout: RotaryLayout, inverse: Bool = false,
+                             positions: UnsafePointer<Int32>? = nil) {
         let HS = table.headSize, half = HS / 2
         let sign: Float = inverse ? -1 : 1
         table.cos.withUnsafeBufferPointer { cosTable in
             table.sin.withUnsafeBufferPointer { sinTable in
                 let cosBase = cosTable.baseAddress!, sinBase = sinTable.baseAddress!
                 parallelFor(R, minimumPerThread: 64) { r in
-                    let p = r % T
+                    let p = positions.map { Int($0[r]) } ?? r % T
                     let cs = cosBase + p * half, sn = sinBase + p * half
                     for h in 0..<H {
                         let v = x + r * rowStride + h * HS

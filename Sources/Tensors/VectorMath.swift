@@ -8,8 +8,12 @@ public enum VectorMath {
     /// e^x per lane; inputs below −87.3 give ≈0, above 88.7 are clamped.
     @inline(__always)
     public static func exp(_ v: Float8) -> Float8 {
-        let x0 = v.clamped(lowerBound: Float8(repeating: -87.3), upperBound: Float8(repeating: 88.7))
-        let n = (x0 * 1.44269504088896341 + 0.5).rounded(.down)
+        let lo = Float8(repeating: -87.3), hi = Float8(repeating: 88.3)
+        let x0 = v.replacing(with: lo, where: v .< lo).replacing(with: hi, where: v .> hi)
+        // n = round(x · log2 e) by the 1.5·2²³ trick: the sum's low mantissa bits hold n as an integer.
+        let magic = Float8(repeating: 12_582_912)
+        let t = x0 * 1.44269504088896341 + magic
+        let n = t - magic
         var x = x0 - n * 0.693359375
         x = x + n * 2.12194440e-4
         let z = x * x
@@ -20,7 +24,8 @@ public enum VectorMath {
         y = y * x + 1.6666665459e-1
         y = y * x + 5.0000001201e-1
         y = y * z + x + 1
-        let bits = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+        // 2ⁿ: exponent field n + 127, from the integer in t's low bits (0x4B40_0000 is the bit pattern of 1.5·2²³).
+        let bits = (unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
         return y * unsafeBitCast(bits, to: Float8.self)
     }
 

@@ -30,6 +30,9 @@ public final class BPETokenizer: @unchecked Sendable {
     public let unknownTokenID: Int?
     /// Whether `encode(_:allowSpecial:addBOS:)` with `addBOS: nil` prepends the BOS token.
     public let addBOSByDefault: Bool
+    /// Bytes that have no single-byte token; they are dropped when encoding (as llama.cpp does), so
+    /// text containing them (rare control characters, some 4-byte characters) does not round-trip.
+    public let missingByteTokens: [UInt8]
     /// How many merges were dropped because a part or the result is not in the vocabulary.
     public let skippedMerges: Int
 
@@ -111,14 +114,23 @@ public final class BPETokenizer: @unchecked Sendable {
         for (i, t) in tokens.enumerated() where ids[t] == nil { ids[t] = i }
         tokenIDs = ids
 
+        // A byte without a single-character token (SmolLM2 lacks 0x04, 0x06, 0x13, 0x14, 0x16, 0x1D,
+        // C0, C1, F1, F2, F5...FF; StarCoder similar) is dropped when encoding, as llama.cpp does;
+        // `missingByteTokens` lists them.
         var bytesTable = [Int32](repeating: -1, count: 256)
+        var missing: [UInt8] = []
         for b in 0..<256 {
-            guard let id = ids[String(ByteLevel.scalarForByte[b])] else {
-                throw TokenizerError(.invalidValue, source: source,
-                                     "byte 0x\(String(b, radix: 16)) has no single-character token '\(ByteLevel.scalarForByte[b])'; this is not a byte-level BPE vocabulary")
+            if let id = ids[String(ByteLevel.scalarForByte[b])] {
+                bytesTable[b] = Int32(id)
+            } else {
+                missing.append(UInt8(b))
             }
-            bytesTable[b] = Int32(id)
         }
+        guard missing.count <= 64 else {
+            throw TokenizerError(.invalidValue, source: source,
+                                 "\(missing.count) of 256 bytes have no single-character token (e.g. 0x\(String(missing[0], radix: 16)) '\(ByteLevel.scalarForByte[Int(missing[0])])'); this is not a byte-level BPE vocabulary")
+        }
+        missingByteTokens = missing
         byteTokens = bytesTable
 
         var table: [UInt64: UInt64] = [:]
@@ -223,7 +235,8 @@ public final class BPETokenizer: @unchecked Sendable {
         var symbols: [Int32] = []
         for piece in pieces {
             if piece.count == 1 {
-                out.append(Int(byteTokens[Int(bytes[piece.lowerBound])]))
+                let id = byteTokens[Int(bytes[piece.lowerBound])]
+                if id >= 0 { out.append(Int(id)) }
                 continue
             }
             let h = BPECache.hash(bytes, piece)
@@ -231,7 +244,7 @@ public final class BPETokenizer: @unchecked Sendable {
             symbols.removeAll(keepingCapacity: true)
             for i in piece { symbols.append(byteTokens[Int(bytes[i])]) }
             mergeTable.merge(&symbols, scratch: &scratch)
-            for id in symbols { out.append(Int(id)) }
+            for id in symbols where id >= 0 { out.append(Int(id)) }
             if piece.count <= 256 {
                 cache.store(h, bytes: Array(bytes[piece]), ids: symbols)
             }

@@ -1,13 +1,15 @@
 // The `dualign` command: subcommands for benchmarking, training and alignment.
 
 import ArgumentParser
+import Tensors
+import Foundation
 
 @main
 struct Dualign: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dualign",
         abstract: "Align language models with human preferences under safety constraints, on CPU clusters.",
-        subcommands: [Bench.self]
+        subcommands: [Bench.self, Generate.self, Export.self, Tokenize.self, DualCommand.self, CommCheck.self]
     )
 }
 
@@ -18,5 +20,15 @@ struct ComputeOptions: ParsableArguments {
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
+    /// Sets BLAS and kernel threads: the cores divided among the ranks on this machine (Open MPI's
+    /// local size, else `ranks`), unless --threads is given.
+    func apply(ranks: Int) {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? ranks
+        let n = threads ?? max(1, cores / max(1, local))
+        BLAS.setThreads(n)
+        ThreadPool.threads = n
     }
 }

@@ -26,8 +26,8 @@ final class VocabGoldenTests: XCTestCase {
         XCTAssertGreaterThan(inputs.count, 30, "\(name): too few cases parsed", file: file, line: line)
 
         var passed = 0
-        for (i, (text, line)) in zip(inputs, outputs).enumerated() {
-            let expected = line.split(separator: " ").compactMap { Int($0) }
+        for (i, (text, idLine)) in zip(inputs, outputs).enumerated() {
+            let expected = idLine.split(separator: " ").compactMap { Int($0) }
             let got = tokenizer.encode(text, allowSpecial: false, addBOS: false)
             if got == expected {
                 passed += 1

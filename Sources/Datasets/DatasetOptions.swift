@@ -1,0 +1,94 @@
+// Options for reading a dataset: column names, invalid-row policy, schema-specific knobs.
+
+/// How XSTest's `3_partial_refusal` completions are used.
+public enum PartialRefusalPolicy: String, Sendable, Codable, CaseIterable {
+    /// Leave them out of every pair (counted in `LoadReport.skippedPartialRefusal`).
+    case skip
+    /// Count them as refusals.
+    case refusal
+}
+
+/// Column (JSON key / CSV header) names, each defaulting to the conventional name.
+public struct ColumnNames: Equatable, Sendable, Codable {
+    public var id = "id"
+    public var prompt = "prompt"
+    public var chosen = "chosen"
+    public var rejected = "rejected"
+    public var response = "response"
+    public var reward = "reward"
+    public var cost = "cost"
+    public var isSafe = "is_safe"
+    public var label = "label"
+    public var category = "category"
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = ColumnNames()
+        id = try c.decodeIfPresent(String.self, forKey: .id) ?? d.id
+        prompt = try c.decodeIfPresent(String.self, forKey: .prompt) ?? d.prompt
+        chosen = try c.decodeIfPresent(String.self, forKey: .chosen) ?? d.chosen
+        rejected = try c.decodeIfPresent(String.self, forKey: .rejected) ?? d.rejected
+        response = try c.decodeIfPresent(String.self, forKey: .response) ?? d.response
+        reward = try c.decodeIfPresent(String.self, forKey: .reward) ?? d.reward
+        cost = try c.decodeIfPresent(String.self, forKey: .cost) ?? d.cost
+        isSafe = try c.decodeIfPresent(String.self, forKey: .isSafe) ?? d.isSafe
+        label = try c.decodeIfPresent(String.self, forKey: .label) ?? d.label
+        category = try c.decodeIfPresent(String.self, forKey: .category) ?? d.category
+    }
+}
+
+/// How to read a dataset. Every field has a default, so a config may give any subset
+/// (decoding fills in the rest).
+public struct DatasetOptions: Equatable, Sendable, Codable {
+    /// Skip malformed rows and count them (`LoadReport.skippedInvalid`) instead of failing on the first.
+    public var skipInvalidRows = false
+    /// Drop pairs/rows whose response is empty or only whitespace (counted in `droppedEmptyResponse`).
+    public var dropEmptyResponses = true
+    /// Drop pairs whose chosen and rejected texts are identical (counted in `droppedIdenticalResponses`).
+    public var dropIdenticalResponses = true
+    /// Read at most this many data rows in total (nil: all); for quick runs.
+    public var maxRows: Int?
+    /// Column names for `trl`, `scores` and `prompts`.
+    public var columns = ColumnNames()
+    /// The aspect recorded on `trl` pairs.
+    public var aspect: PreferenceAspect = .general
+    /// XSTest: how partial refusals count.
+    public var partialRefusal: PartialRefusalPolicy = .skip
+    /// XSTest: the prompts file (`xstest_prompts.csv`) giving each prompt's safe/unsafe label, when it
+    /// is not among the dataset paths. Without it labels come from a `label` column or the `type`
+    /// (`contrast_*` types are the unsafe prompts).
+    public var xstestPrompts: String?
+    /// PyRIT: pair two responses to one objective when their mean harm scores differ by at least
+    /// this much (0: any difference). Scores are in {0, .25, .5, .75, 1}, averaged over annotators.
+    public var harmScoreGap = 0.0
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = DatasetOptions()
+        skipInvalidRows = try c.decodeIfPresent(Bool.self, forKey: .skipInvalidRows) ?? d.skipInvalidRows
+        dropEmptyResponses = try c.decodeIfPresent(Bool.self, forKey: .dropEmptyResponses) ?? d.dropEmptyResponses
+        dropIdenticalResponses = try c.decodeIfPresent(Bool.self, forKey: .dropIdenticalResponses) ?? d.dropIdenticalResponses
+        maxRows = try c.decodeIfPresent(Int.self, forKey: .maxRows)
+        columns = try c.decodeIfPresent(ColumnNames.self, forKey: .columns) ?? d.columns
+        aspect = try c.decodeIfPresent(PreferenceAspect.self, forKey: .aspect) ?? d.aspect
+        partialRefusal = try c.decodeIfPresent(PartialRefusalPolicy.self, forKey: .partialRefusal) ?? d.partialRefusal
+        xstestPrompts = try c.decodeIfPresent(String.self, forKey: .xstestPrompts)
+        harmScoreGap = try c.decodeIfPresent(Double.self, forKey: .harmScoreGap) ?? d.harmScoreGap
+    }
+
+    /// Checks the values, naming the option to change.
+    public func validate() throws {
+        if let maxRows, maxRows < 0 {
+            throw DatasetError(.invalidConfiguration, file: "dataset options", field: "maxRows",
+                               "maxRows is \(maxRows); use a positive number or leave it out to read every row")
+        }
+        guard harmScoreGap.isFinite, harmScoreGap >= 0, harmScoreGap <= 1 else {
+            throw DatasetError(.invalidConfiguration, file: "dataset options", field: "harmScoreGap",
+                               "harmScoreGap is \(harmScoreGap); use a value in [0, 1] (harm scores lie in [0, 1])")
+        }
+    }
+}

@@ -1,0 +1,75 @@
+// One dataset entry of a run configuration: schema, paths, reading options, held-out split.
+
+import Foundation
+
+/// A dataset as a run configuration describes it. Options sit beside `schema` and `paths`
+/// (flattened), so a YAML entry reads:
+///
+/// ```yaml
+/// schema: hh-rlhf
+/// paths: [../shared/data/hh-rlhf/harmless-base-test.jsonl.gz]
+/// skipInvalidRows: true
+/// evalFraction: 0.05
+/// ```
+public struct DatasetSpec: Equatable, Sendable, Codable {
+    public var schema: DatasetSchema
+    /// Files or directories; relative paths are resolved against the base directory given to `load`.
+    public var paths: [String]
+    public var options: DatasetOptions
+    /// The fraction of prompts held out for evaluation (0: none).
+    public var evalFraction: Double
+    /// The seed of the held-out split's hash.
+    public var splitSeed: UInt64
+
+    public init(schema: DatasetSchema, paths: [String], options: DatasetOptions = DatasetOptions(),
+                evalFraction: Double = 0, splitSeed: UInt64 = 0) {
+        self.schema = schema
+        self.paths = paths
+        self.options = options
+        self.evalFraction = evalFraction
+        self.splitSeed = splitSeed
+    }
+
+    private enum Keys: String, CodingKey { case schema, paths, evalFraction, splitSeed }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        schema = try DatasetSchema(configName: c.decode(String.self, forKey: .schema))
+        if let one = try? c.decode(String.self, forKey: .paths) {
+            paths = [one]
+        } else {
+            paths = try c.decode([String].self, forKey: .paths)
+        }
+        options = try DatasetOptions(from: decoder)
+        evalFraction = try c.decodeIfPresent(Double.self, forKey: .evalFraction) ?? 0
+        splitSeed = try c.decodeIfPresent(UInt64.self, forKey: .splitSeed) ?? 0
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        try options.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(schema.rawValue, forKey: .schema)
+        try c.encode(paths, forKey: .paths)
+        try c.encode(evalFraction, forKey: .evalFraction)
+        try c.encode(splitSeed, forKey: .splitSeed)
+    }
+
+    /// The paths with relative ones resolved against `base` (nil: the working directory).
+    public func resolvedPaths(relativeTo base: URL? = nil) -> [String] {
+        paths.map { path in
+            let expanded = (path as NSString).expandingTildeInPath
+            guard let base, !expanded.hasPrefix("/") else { return expanded }
+            return base.appendingPathComponent(expanded).standardizedFileURL.path
+        }
+    }
+
+    /// Loads the dataset.
+    public func load(relativeTo base: URL? = nil) throws -> LoadedDataset {
+        try DatasetLoader.load(schema, paths: resolvedPaths(relativeTo: base), options: options)
+    }
+
+    /// The held-out split this spec describes.
+    public func heldOutSplit() throws -> HeldOutSplit {
+        try HeldOutSplit(fraction: evalFraction, seed: splitSeed)
+    }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: kernel and model tests against the PyTorch twin fixtures, formats and
+# tokenizers on the real SmolLM2 GGUF and llama.cpp's golden vocabularies, and the multi-rank tests
+# that launch `mpirun -np 2`. Installs what is missing first. Exits non-zero on any failure and ends
+# with one summary line: "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+
+launch/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+launch/assets.sh vocab >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+
+# One release build with testing enabled serves the test bundle and the `dualign` binary the
+# multi-rank tests launch. BLAS threads: tests that measure nothing run with the default pool.
+FLAGS=(-c release -Xswiftc -enable-testing)
+if ! swift build "${FLAGS[@]}" --build-tests 2>&1 | tail -n 30; then
+    echo "build failed"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+log=$(mktemp)
+swift test "${FLAGS[@]}" --skip-build 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+
+# XCTest's last "Executed N tests, with [K tests skipped and] M failures" line covers every suite.
+summary=$(grep -E "Executed [0-9]+ tests?, with .*[0-9]+ failures?" "$log" | tail -n 1)
+total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
+failed=$(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"$summary")
+skipped=0
+if grep -qE "[0-9]+ tests? skipped" <<<"$summary"; then
+    skipped=$(sed -E 's/.* ([0-9]+) tests? skipped.*/\1/' <<<"$summary")
+fi
+rm -f "$log"
+if [ -z "$summary" ]; then
+    echo "no test summary (the test run crashed?)"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "$((total - failed - skipped)) passed, $failed failed, $skipped skipped"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
