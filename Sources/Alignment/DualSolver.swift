@@ -12,7 +12,8 @@ import Foundation
 public struct DualSolverOptions: Sendable, Equatable {
     /// Stop when the projected gradient ‖λ − max(λ − ∇D̂, 0)‖_∞ is at most this.
     public var gradientTolerance: Double
-    /// Stop when a step changes λ by at most stepTolerance·(1 + ‖λ‖_∞) in every coordinate.
+    /// Stop when a step changes λ by at most stepTolerance·(1 + ‖λ‖_∞) in every coordinate (and the projected
+    /// gradient is at most `stallGradientTolerance`).
     public var stepTolerance: Double
     /// Give up after this many Newton/gradient iterations.
     public var maxIterations: Int
@@ -89,7 +90,7 @@ public enum DualSolverError: Error, Equatable, CustomStringConvertible, Localize
                     + "largest allowed margin \(list(largest)), but no reweighting of the samples meets them together, "
                     + "so the dual has no finite minimiser (λ → ∞); lower one or more margins."
             }
-            let bad = margins.indices.filter { margins[$0] >= largest[$0] }
+            let bad = margins.indices.filter { thresholds[$0] >= largestThresholds[$0] }
             let detail = bad.map { i in
                 (margins.count == 1 ? "" : "constraint \(i): ")
                     + "margin \(margins[i]) (threshold \(thresholds[i])) is not below the largest margin the samples allow, "

@@ -38,6 +38,37 @@ public enum ByteShuffle {
         copyTail(s, d, whole: n * elementSize, total: source.count)
     }
 
+    /// Writes byte `plane` of every whole element of `source` into `destination` (one byte per element).
+    ///
+    /// Lets a caller stream the planes of a large array chunk by chunk (plane 0 of every chunk, then plane 1,
+    /// …) through a small cache-resident buffer instead of shuffling into a second full-size copy.
+    public static func gatherPlane(_ plane: Int, of source: UnsafeRawBufferPointer, elementSize: Int = 4,
+                                   into destination: UnsafeMutableRawBufferPointer) {
+        precondition(elementSize >= 1 && (0..<elementSize).contains(plane), "ByteShuffle.gatherPlane: plane outside the element")
+        let n = source.count / elementSize
+        precondition(destination.count >= n, "ByteShuffle.gatherPlane: destination holds fewer bytes than elements")
+        guard n > 0, let s = source.baseAddress, let d = destination.baseAddress else { return }
+        var i = 0
+        if elementSize == 4 {
+            let lo = UInt64(8 &* plane), hi = lo &+ 32
+            while i + 8 <= n {
+                var o: UInt64 = 0
+                for j in 0..<4 {
+                    let x = UInt64(littleEndian: s.loadUnaligned(fromByteOffset: (i &+ 2 &* j) &* 4, as: UInt64.self))
+                    o |= ((x &>> lo) & 0xFF) &<< UInt64(16 &* j)
+                    o |= ((x &>> hi) & 0xFF) &<< UInt64(16 &* j &+ 8)
+                }
+                d.storeBytes(of: o.littleEndian, toByteOffset: i, as: UInt64.self)
+                i &+= 8
+            }
+        }
+        var at = i &* elementSize &+ plane
+        while i < n {
+            d.storeBytes(of: s.load(fromByteOffset: at, as: UInt8.self), toByteOffset: i, as: UInt8.self)
+            i &+= 1; at &+= elementSize
+        }
+    }
+
     /// Returns the byte planes of `bytes` as a new array.
     public static func shuffled(_ bytes: [UInt8], elementSize: Int = 4) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: bytes.count)

@@ -3,6 +3,8 @@
 /// Any JSON value: the caller's free-form manifest fields (step, config hash, world size, λ history, …).
 ///
 /// Integers are kept exact as `Int64` (or `UInt64` above `Int64.max`), so hashes and counters round-trip.
+/// JSON has one number type: a `.double` with an integral value (2.0) reads back as `.int(2)`, so read
+/// numbers through `doubleValue` / `int64Value` rather than matching cases.
 public enum ManifestValue: Codable, Sendable, Equatable, CustomStringConvertible,
     ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral, ExpressibleByBooleanLiteral,
     ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral {

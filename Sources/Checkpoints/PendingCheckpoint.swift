@@ -35,7 +35,7 @@ public struct PendingCheckpoint: Sendable {
     /// Writes a tensor archive (`TensorArchive.write`) as file `name` atomically and durably.
     @discardableResult
     public func writeArchive(name: String, tensors: [TensorArchive.Tensor], metadata: [String: String] = [:],
-                             shuffle: Bool = true, level: Int = ZstdFrame.defaultLevel, workers: Int = 0) throws -> ArchiveStats {
+                             shuffle: Bool = true, level: Int = TensorArchive.defaultLevel, workers: Int = 0) throws -> ArchiveStats {
         try TensorArchive.write(tensors: tensors, metadata: metadata, to: try url(for: name),
                                 shuffle: shuffle, level: level, workers: workers)
     }

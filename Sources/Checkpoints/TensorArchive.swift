@@ -23,6 +23,10 @@ public enum TensorArchive {
     /// The `__metadata__` key that marks byte-plane shuffled data; its value is the element size ("4").
     public static let shuffleMetadataKey = "dualign.byte_shuffle"
 
+    /// The default zstd level for archives: 1. On byte-plane shuffled fp32 it gives the best ratio of levels
+    /// 1…9 (1.20 vs 1.19 at level 3 on N(0, 0.02) weights) at about twice level 3's speed (zstd 1.5.4).
+    public static let defaultLevel = 1
+
     /// The conventional file-name suffix.
     public static let fileExtension = "safetensors.zst"
 
@@ -31,11 +35,11 @@ public enum TensorArchive {
     /// - Parameters:
     ///   - metadata: free-form strings stored in `__metadata__` (the key `dualign.byte_shuffle` is reserved).
     ///   - shuffle: store byte planes (better ratio; see the type's documentation) or plain safetensors.
-    ///   - level: zstd level (1 fastest, 3 default); `workers`: zstd threads, 0 for the calling thread.
+    ///   - level: zstd level (`defaultLevel` is 1); `workers`: zstd threads, 0 for the calling thread.
     /// - Returns: sizes and speed of the whole write, including the file I/O and fsync.
     @discardableResult
     public static func write(tensors: [Tensor], metadata: [String: String] = [:], to url: URL,
-                             shuffle: Bool = true, level: Int = ZstdFrame.defaultLevel, workers: Int = 0) throws -> ArchiveStats {
+                             shuffle: Bool = true, level: Int = TensorArchive.defaultLevel, workers: Int = 0) throws -> ArchiveStats {
         let start = ContinuousClock.now
         let (raw, compressed) = try DurableFile.write(to: url) { file in
             try compressPayload(tensors: tensors, metadata: metadata, shuffle: shuffle, level: level,
@@ -46,23 +50,60 @@ public enum TensorArchive {
 
     /// Encodes an archive in memory (the bytes `write` would put in the file).
     public static func encode(tensors: [Tensor], metadata: [String: String] = [:], shuffle: Bool = true,
-                              level: Int = ZstdFrame.defaultLevel, workers: Int = 0) throws -> (data: Data, stats: ArchiveStats) {
+                              level: Int = TensorArchive.defaultLevel, workers: Int = 0) throws -> (data: Data, stats: ArchiveStats) {
         let start = ContinuousClock.now
-        var out = Data()
-        let (raw, compressed) = try compressPayload(tensors: tensors, metadata: metadata, shuffle: shuffle, level: level,
-                                                    workers: workers, file: "<memory>") { out.append(contentsOf: $0) }
-        return (out, ArchiveStats(rawBytes: raw, compressedBytes: compressed, seconds: secondsSince(start)))
+        var out: GrowableBuffer?
+        var failure: Error?
+        let (raw, compressed) = try compressPayload(
+            tensors: tensors, metadata: metadata, shuffle: shuffle, level: level, workers: workers, file: "<memory>",
+            onPayloadSize: { size in
+                do { out = try GrowableBuffer(capacity: size + size / 128 + 4096) } catch { failure = error }
+            }, sink: { bytes in
+                if let failure { throw failure }
+                try out!.append(bytes)
+            })
+        if let failure { throw failure }
+        return (out!.take(), ArchiveStats(rawBytes: raw, compressedBytes: compressed, seconds: secondsSince(start)))
     }
 
     /// Reads and validates an archive; throws `TensorArchiveError` naming the file on any problem.
     public static func read(_ url: URL) throws -> TensorArchiveContents {
         let data: Data
         do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw TensorArchiveError(file: url.path, message: "cannot read the file (\(error.localizedDescription)); check the path and permissions")
+            data = try readWholeFile(url)
+        } catch let e as CheckpointIOError {
+            throw TensorArchiveError(file: url.path, message: "cannot read the file (\(e.operation): \(e.reason)); \(e.hint)")
         }
         return try decode(data, file: url.path)
+    }
+
+    /// The bytes of `url`, read with POSIX calls into one (huge-page advised, when large) block.
+    static func readWholeFile(_ url: URL) throws -> Data {
+        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CheckpointIOError(path: url.path, operation: "open for reading", errno: errno) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw CheckpointIOError(path: url.path, operation: "fstat", errno: errno) }
+        let size = Int(st.st_size)
+        let buffer: UnsafeMutableRawPointer
+        do {
+            buffer = try ZstdFrame.allocate(size, what: "the file")
+        } catch {
+            throw CheckpointIOError(path: url.path, operation: "allocate \(size) bytes", reason: "out of memory")
+        }
+        var got = 0
+        while got < size {
+            let n = Foundation.read(fd, buffer + got, size - got)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                let e = errno
+                free(buffer)
+                if n == 0 { throw CheckpointIOError(path: url.path, operation: "read", reason: "the file shrank while being read") }
+                throw CheckpointIOError(path: url.path, operation: "read", errno: e)
+            }
+            got += n
+        }
+        return ZstdFrame.adopt(buffer, count: size, capacity: size)
     }
 
     /// Decodes an archive held in memory; `file` names it in errors.
@@ -106,24 +147,32 @@ public enum TensorArchive {
     /// Validates the tensors, then streams header and (shuffled) data through one zstd frame into `sink`.
     /// Returns (payload bytes, compressed bytes).
     static func compressPayload(tensors: [Tensor], metadata: [String: String], shuffle: Bool, level: Int, workers: Int,
-                                file: String, sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws -> (Int, Int) {
+                                file: String, onPayloadSize: (Int) -> Void = { _ in },
+                                sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws -> (Int, Int) {
         let header = try makeHeader(tensors: tensors, metadata: metadata, shuffle: shuffle, file: file)
         let headerBytes = header.encoded()
         let payloadSize = headerBytes.count + (header.entries.last?.range.upperBound ?? 0)
+        onPayloadSize(payloadSize)
         do {
             let writer = try ZstdFrameWriter(level: level, workers: workers, pledgedSize: payloadSize, sink: sink)
             try headerBytes.withUnsafeBytes { try writer.append($0) }
-            let largest = tensors.map { $0.data.count * 4 }.max() ?? 0
-            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: shuffle ? largest : 0, alignment: 64)
-            defer { scratch.deallocate() }
+            // Shuffled: stream each tensor's planes through a small cache-resident buffer (plane 0 of every
+            // chunk, then plane 1, …), so no tensor-sized copy is made.
+            let chunkElements = 1 << 17
+            let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: shuffle ? chunkElements : 0, alignment: 64)
+            defer { chunk.deallocate() }
             for t in tensors {
                 let bytes = UnsafeRawBufferPointer(t.data)
-                if shuffle {
-                    let planes = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<bytes.count])
-                    ByteShuffle.shuffle(bytes, into: planes, elementSize: 4)
-                    try writer.append(UnsafeRawBufferPointer(planes))
-                } else {
-                    try writer.append(bytes)
+                guard shuffle else { try writer.append(bytes); continue }
+                for plane in 0..<4 {
+                    var start = 0
+                    while start < t.data.count {
+                        let end = min(start + chunkElements, t.data.count)
+                        let slice = UnsafeRawBufferPointer(rebasing: bytes[(start * 4)..<(end * 4)])
+                        ByteShuffle.gatherPlane(plane, of: slice, elementSize: 4, into: chunk)
+                        try writer.append(UnsafeRawBufferPointer(rebasing: chunk[0..<(end - start)]))
+                        start = end
+                    }
                 }
             }
             try writer.finish()

@@ -3,7 +3,7 @@
 import Foundation
 
 /// The validated contents of a tensor archive, held in memory (decompressed once, unshuffled on access).
-public struct TensorArchiveContents: @unchecked Sendable {
+public struct TensorArchiveContents: Sendable {
     /// One tensor's header entry.
     public struct Entry: Sendable, Equatable {
         public let name: String

@@ -57,7 +57,7 @@ public enum ZstdFrame {
         } catch {
             free(out); throw error
         }
-        return adopt(out, count: written)
+        return adopt(out, count: written, capacity: bound)
     }
 
     /// Compresses `data` into one frame with content size and checksum.
@@ -121,7 +121,7 @@ public enum ZstdFrame {
             throw ZstdError(kind: .corrupt, call: "ZSTD_decompressDCtx", site: "\(#fileID):\(#line)",
                             reason: "produced \(produced) bytes but the frame declares \(size)", hint: hint(for: .corrupt))
         }
-        return adopt(out, count: size)
+        return adopt(out, count: size, capacity: size)
     }
 
     /// Decompresses exactly one frame held in `data`.
@@ -168,7 +168,7 @@ public enum ZstdFrame {
         } catch {
             free(out); throw error
         }
-        return adopt(out, count: produced)
+        return adopt(out, count: produced, capacity: capacity)
     }
 
     // MARK: - Shared helpers
@@ -241,7 +241,19 @@ public enum ZstdFrame {
     }
 
     /// `malloc` that throws instead of returning NULL (never asks for 0 bytes).
+    ///
+    /// Buffers of 8 MiB and more are 2 MiB-aligned and advised as huge pages on Linux: first-touch page faults
+    /// otherwise cost as much as decompressing into them.
     static func allocate(_ count: Int, what: String, file: StaticString = #fileID, line: UInt = #line) throws -> UnsafeMutableRawPointer {
+        #if os(Linux)
+        if count >= 8 << 20 {
+            var p: UnsafeMutableRawPointer?
+            if posix_memalign(&p, 2 << 20, count) == 0, let p {
+                _ = madvise(p, count, MADV_HUGEPAGE)
+                return p
+            }
+        }
+        #endif
         guard let p = malloc(max(count, 1)) else {
             throw ZstdError(kind: .library, call: "malloc", site: "\(file):\(line)",
                             reason: "cannot allocate \(count) bytes for \(what)", hint: "free memory and retry")
@@ -249,9 +261,9 @@ public enum ZstdFrame {
         return p
     }
 
-    /// Wraps a `malloc`ed buffer in `Data` without copying, shrinking it to `count` first.
-    static func adopt(_ pointer: UnsafeMutableRawPointer, count: Int) -> Data {
-        let p = realloc(pointer, max(count, 1)) ?? pointer
+    /// Wraps an `allocate`d buffer of `capacity` bytes in `Data` without copying, shrinking it to `count` first.
+    static func adopt(_ pointer: UnsafeMutableRawPointer, count: Int, capacity: Int) -> Data {
+        let p = count == capacity ? pointer : (realloc(pointer, max(count, 1)) ?? pointer)
         return Data(bytesNoCopy: p, count: count, deallocator: .free)
     }
 }

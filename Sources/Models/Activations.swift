@@ -6,8 +6,14 @@ import Tensors
 /// Buffers saved by the forward pass for the backward pass, one set per block when training;
 /// an inference-only model keeps one set and two alternating residual buffers.
 final class Activations {
-    let batch: Int, time: Int, storedBlocks: Int
+    /// The shape of the current batch; buffers are sized for `rowCapacity` rows and `attentionCapacity`
+    /// probabilities, and reused by any batch that fits (no page faults per micro-step).
+    var batch: Int, time: Int
+    let storedBlocks: Int, rowCapacity: Int, attentionCapacity: Int
     var rows: Int { batch * time }
+
+    /// Whether a (B, T) batch fits these buffers.
+    func fits(batch B: Int, time T: Int, heads: Int) -> Bool { B * T <= rowCapacity && B * heads * T * T <= attentionCapacity }
 
     /// Per stored block.
     struct Block {
@@ -42,6 +48,8 @@ final class Activations {
     init(config c: ModelConfig, batch B: Int, time T: Int, training: Bool) {
         batch = B; time = T
         let R = B * T, C = c.hiddenSize, F = c.intermediateSize
+        rowCapacity = R
+        attentionCapacity = B * c.numHeads * T * T
         storedBlocks = training ? c.numLayers : 1
         blocks = (0..<storedBlocks).map { _ in
             Block(attentionNorm: FloatBuffer(count: R * C), attentionRstd: FloatBuffer(count: R),

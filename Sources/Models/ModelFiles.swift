@@ -80,13 +80,17 @@ extension ModelConfig {
 
 extension Transformer {
     /// A model holding the weights of a GGUF file, dequantized to Float32 (rotary layout: interleaved).
-    public static func load(gguf: GGUFFile, trainable: Bool = true, scoreHead: Bool = false) throws -> Transformer {
+    /// A new score head starts as HF initialises one (normal, std 0.02, seed 0); `loadWeights` false
+    /// leaves every weight zero (a rank that receives them by broadcast).
+    public static func load(gguf: GGUFFile, trainable: Bool = true, scoreHead: Bool = false, loadWeights: Bool = true) throws -> Transformer {
         var config = try ModelConfig(gguf: gguf)
         config.scoreHead = scoreHead
         let model = try Transformer(config: config, trainable: trainable)
+        guard loadWeights else { return model }
+        model.initializeScoreHead()
         var jobs: [(GGUFTensorInfo, ParameterView)] = []
         for view in model.layout.views {
-            if view.name == "score.weight", gguf.tensor(named: "cls.output.weight") == nil { continue }   // new head: zeros
+            if view.name == "score.weight", gguf.tensor(named: "cls.output.weight") == nil { continue }   // a new head keeps its initialisation
             guard let name = GGUFNames.ggufName(forHF: view.name) else { continue }
             let t = try gguf.requireTensor(name)
             guard t.shape == view.shape else {
@@ -106,7 +110,7 @@ extension Transformer {
     }
 
     /// A model from a Hugging Face directory (`config.json` + `model.safetensors`), rotary rows rotate-half.
-    public static func load(huggingFaceDirectory dir: URL, trainable: Bool = true) throws -> Transformer {
+    public static func load(huggingFaceDirectory dir: URL, trainable: Bool = true, scoreHead: Bool = false) throws -> Transformer {
         let configURL = dir.appendingPathComponent("config.json")
         guard let data = FileManager.default.contents(atPath: configURL.path),
               let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -124,11 +128,13 @@ extension Transformer {
                                  ropeTheta: Float(theta), rmsNormEps: Float((json["rms_norm_eps"] as? Double) ?? 1e-5),
                                  maxPositions: (json["max_position_embeddings"] as? Int) ?? 2048,
                                  tieWordEmbeddings: (json["tie_word_embeddings"] as? Bool) ?? false, ropeLayout: .halfSplit,
-                                 scoreHead: false)
+                                 scoreHead: scoreHead)
         do { try config.validate() } catch { throw ModelFileError(file: configURL.path, message: "\(error)") }
         let model = try Transformer(config: config, trainable: trainable)
         let file = try SafetensorsFile(contentsOf: dir.appendingPathComponent("model.safetensors"))
+        model.initializeScoreHead()
         for view in model.layout.views {
+            if view.name == "score.weight" && file.entries[view.name] == nil { continue }
             guard let e = file.entries[view.name] else {
                 throw ModelFileError(file: file.path, message: "tensor \(view.name) is missing")
             }
@@ -172,6 +178,15 @@ extension Transformer {
         ]
         let out = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
         try out.write(to: dir.appendingPathComponent("config.json"), options: .atomic)
+    }
+}
+
+extension Transformer {
+    /// Fills a score head that a file does not provide: normal(0, 0.02), as Hugging Face initialises it.
+    func initializeScoreHead() {
+        guard let s = layout.score else { return }
+        var rng = SplitMix64(seed: 0x5C0_4E)
+        for i in 0..<config.hiddenSize { parameters.pointer[s + i] = 0.02 * rng.nextGaussian() }
     }
 }
 

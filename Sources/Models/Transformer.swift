@@ -62,7 +62,11 @@ public final class Transformer {
         let c = config, B = batch.batchSize, T = batch.length, R = B * T
         precondition(T <= c.maxPositions, "sequence length \(T) exceeds maxPositions \(c.maxPositions)")
         precondition(batch.tokens.allSatisfy { $0 >= 0 && Int($0) < c.vocabSize }, "token id outside the vocabulary")
-        if activations?.batch != B || activations?.time != T {
+        if let a = activations, a.fits(batch: B, time: T, heads: c.numHeads) {
+            a.batch = B
+            a.time = T
+        } else {
+            activations = nil   // free the old buffers before allocating larger ones
             activations = Activations(config: c, batch: B, time: T, training: gradients != nil)
         }
         let a = activations!

@@ -41,18 +41,20 @@ public enum ModelSource {
     }
 
     /// Loads a model and, when the file carries one, its tokenizer.
-    public static func load(_ spec: String, trainable: Bool = false, scoreHead: Bool = false) throws -> LoadedModel {
+    /// With `loadWeights` false the model has the file's shape and zero weights (ranks that receive
+    /// the weights by broadcast).
+    public static func load(_ spec: String, trainable: Bool = false, scoreHead: Bool = false, loadWeights: Bool = true) throws -> LoadedModel {
         let url = try resolve(spec)
         var isDirectory: ObjCBool = false
         FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
         if isDirectory.boolValue {
-            let model = try Transformer.load(huggingFaceDirectory: url, trainable: trainable)
+            let model = try Transformer.load(huggingFaceDirectory: url, trainable: trainable, scoreHead: scoreHead)
             let tokenizerURL = url.appendingPathComponent("tokenizer.json")
             let tokenizer = FileManager.default.fileExists(atPath: tokenizerURL.path) ? try BPETokenizer(tokenizerJSON: tokenizerURL) : nil
             return LoadedModel(model: model, tokenizer: tokenizer, gguf: nil, source: url)
         }
         let gguf = try GGUFFile(contentsOf: url)
-        let model = try Transformer.load(gguf: gguf, trainable: trainable, scoreHead: scoreHead)
+        let model = try Transformer.load(gguf: gguf, trainable: trainable, scoreHead: scoreHead, loadWeights: loadWeights)
         let tokenizer = try BPETokenizer(gguf: gguf, source: url.path)
         return LoadedModel(model: model, tokenizer: tokenizer, gguf: gguf, source: url)
     }

@@ -9,7 +9,7 @@ struct Dualign: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dualign",
         abstract: "Align language models with human preferences under safety constraints, on CPU clusters.",
-        subcommands: [Bench.self, Generate.self, Export.self, Tokenize.self, DualCommand.self, CommCheck.self]
+        subcommands: [Train.self, Generate.self, Export.self, Tokenize.self, DualCommand.self, InitModel.self, Bench.self, CommCheck.self]
     )
 }
 
@@ -22,13 +22,16 @@ struct ComputeOptions: ParsableArguments {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
-    /// Sets BLAS and kernel threads: the cores divided among the ranks on this machine (Open MPI's
-    /// local size, else `ranks`), unless --threads is given.
-    func apply(ranks: Int) {
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? ranks
-        let n = threads ?? max(1, cores / max(1, local))
-        BLAS.setThreads(n)
-        ThreadPool.threads = n
-    }
+    /// Sets BLAS and kernel threads (see `configureThreads`).
+    func apply(ranks: Int) { configureThreads(threads, ranks: ranks) }
+}
+
+/// Sets BLAS and kernel threads: the cores divided among the ranks on this machine (Open MPI's
+/// local size, else `ranks`), unless `threads` is given.
+func configureThreads(_ threads: Int?, ranks: Int) {
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? ranks
+    let n = threads ?? max(1, cores / max(1, local))
+    BLAS.setThreads(n)
+    ThreadPool.threads = n
 }

@@ -47,4 +47,24 @@ final class ByteShuffleTests: XCTestCase {
         planes.withUnsafeBytes { s in back.withUnsafeMutableBytes { ByteShuffle.unshuffle(s, into: $0) } }
         XCTAssertEqual(back.map(\.bitPattern), floats.map(\.bitPattern))
     }
+
+    func testGatheringPlanesChunkByChunkEqualsTheShuffle() {
+        for elementSize in [4, 3] {
+            for count in [0, 1, 7, 8, 9, 40, 1001] {
+                let bytes = TestData.bytes(count * elementSize, seed: UInt64(count))
+                var streamed: [UInt8] = []
+                for plane in 0..<elementSize {
+                    for start in stride(from: 0, to: count, by: 13) {
+                        let end = min(start + 13, count)
+                        var chunk = [UInt8](repeating: 0, count: end - start)
+                        bytes[(start * elementSize)..<(end * elementSize)].withUnsafeBytes { s in
+                            chunk.withUnsafeMutableBytes { ByteShuffle.gatherPlane(plane, of: s, elementSize: elementSize, into: $0) }
+                        }
+                        streamed += chunk
+                    }
+                }
+                XCTAssertEqual(streamed, ByteShuffle.shuffled(bytes, elementSize: elementSize), "size \(elementSize), \(count) elements")
+            }
+        }
+    }
 }

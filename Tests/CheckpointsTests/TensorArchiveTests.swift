@@ -239,4 +239,32 @@ final class TensorArchiveTests: XCTestCase {
         XCTAssertEqual(contents.names, ["a"])
         XCTAssertThrowsError(try contents.floats("a")) { XCTAssertTrue("\($0)".contains("F32 only"), "\($0)") }
     }
+
+    /// Random damage to the frame, and to the safetensors bytes inside an intact frame: always a
+    /// `TensorArchiveError` or, when the damage happens to leave a valid archive, contents that decode; never a trap.
+    func testRandomDamageNeverCrashes() throws {
+        let (frame, _) = try withTensors { try TensorArchive.encode(tensors: $0, metadata: metadata, shuffle: true) }
+        let payload = try ZstdFrame.decompress(frame)
+        var rng = SplitMix64(seed: 99)
+        func damaged(_ d: Data) -> Data {
+            var d = d
+            switch rng.next() % 4 {
+            case 0: d[Int(rng.next() % UInt64(d.count))] ^= UInt8(1 << (rng.next() % 8))
+            case 1: d = d.prefix(Int(rng.next() % UInt64(d.count)))
+            case 2: d.insert(UInt8(truncatingIfNeeded: rng.next()), at: Int(rng.next() % UInt64(d.count)))
+            default: d[Int(rng.next() % UInt64(min(d.count, 400)))] = UInt8(truncatingIfNeeded: rng.next())  // header area
+            }
+            return d
+        }
+        var frameErrors = 0, payloadErrors = 0
+        for _ in 0..<300 {
+            do { _ = try TensorArchive.decode(damaged(frame)) } catch is TensorArchiveError { frameErrors += 1 }
+            do {
+                let contents = try TensorArchive.decode(try ZstdFrame.compress(damaged(payload)))
+                for name in contents.names { _ = try? contents.floats(name) }
+            } catch is TensorArchiveError { payloadErrors += 1 }
+        }
+        XCTAssertEqual(frameErrors, 300, "every damaged frame is detected (content checksum)")
+        XCTAssertGreaterThan(payloadErrors, 100)
+    }
 }

@@ -30,6 +30,21 @@ final class MPIRunTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("missing ranks: [0] (host "), run.transcript)
     }
 
+    func testStalledRankIsNamedWhenPolling() throws {
+        let run = try mpirun(np: 2, ["comm-check", "--stall-rank", "1", "--timeout", "3", "--polling"], timeout: 60)
+        XCTAssertLessThan(run.seconds, 20, run.transcript)
+        XCTAssertNotEqual(run.status, 0, run.transcript)
+        XCTAssertTrue(run.stderr.contains("timed out after 3 s on rank 0; missing ranks: [1] (host "), run.transcript)
+    }
+
+    func testMismatchedCountsAbortTheJob() throws {
+        let run = try mpirun(np: 2, ["comm-check", "--mismatch-rank", "1", "--timeout", "10"], timeout: 60)
+        XCTAssertLessThan(run.seconds, 20, run.transcript)
+        XCTAssertNotEqual(run.status, 0, run.transcript)
+        XCTAssertTrue(run.stderr.contains("dualign: collective mismatch at #3: rank 0 called allReduceSum(count 16) but rank 1 (host "),
+                      run.transcript)
+    }
+
     // MARK: Running mpirun
 
     private struct Run {

@@ -1,0 +1,64 @@
+// Reference-model sequence log-probs for DPO: computed once before training, sharded over ranks
+// (pair i on rank i mod N), shared with every rank, and cached on disk under the run directory,
+// keyed by the reference weights, the tokenized data and the reduction, so restarts reuse them.
+
+import Foundation
+import Distributed
+import Models
+
+extension Trainer {
+    /// A key for the reference cache: a sample of the initial weights, the data's tokens, the reduction.
+    func referenceCacheKey() -> String {
+        let p = policy.parameters.pointer, n = policy.layout.count
+        var bytes: [UInt8] = Array("\(n) \(config.dpo.reduction.rawValue) \(data.fingerprint) ".utf8)
+        var i = 0
+        while i < n { withUnsafeBytes(of: p[i].bitPattern) { bytes.append(contentsOf: $0) }; i += 4093 }
+        return StableHash.hex(bytes)
+    }
+
+    /// Fills `referenceChosen`/`referenceRejected` for train then eval pairs, from the cache or by computing them.
+    func computeReferenceLogProbs() throws {
+        referenceKey = referenceCacheKey()
+        let cacheDir = URL(fileURLWithPath: config.outputDir).appendingPathComponent("cache")
+        let file = cacheDir.appendingPathComponent("reference-logps-\(referenceKey).json")
+        var cached: String? = nil
+        if comm.rank == 0, let data = try? Data(contentsOf: file) { cached = String(decoding: data, as: UTF8.self) }
+        let shared = try comm.broadcastString(cached ?? "", root: 0)
+        let all = data.train + data.eval
+        if !shared.isEmpty, let values = try? JSONDecoder().decode([[Double]].self, from: Data(shared.utf8)), values.count == all.count {
+            referenceChosen = values.map { $0[0] }
+            referenceRejected = values.map { $0[1] }
+            log.note("reference log-probs: reused \(file.lastPathComponent)")
+            return
+        }
+        let t0 = Date()
+        let reference = try Transformer(config: policy.config, trainable: false)
+        reference.parameters.copy(from: policy.parameters)
+        let mine = all.indices.filter { $0 % comm.size == comm.rank }
+        var local: [[Double]] = []
+        var start = 0
+        while start < mine.count {
+            let idx = Array(mine[start..<min(start + config.optimizer.microBatchSize, mine.count)])
+            let (c, r) = reference.pairLogProbs(PairBatch(idx.map { all[$0] }, padToken: padToken), reduction: config.dpo.reduction)
+            for (k, i) in idx.enumerated() { local.append([Double(i), c[k], r[k]]) }
+            start += idx.count
+        }
+        let gathered = try comm.allGather(Array(try JSONEncoder().encode(local)))
+        var chosen = [Double](repeating: .nan, count: all.count), rejected = chosen
+        for payload in gathered {
+            for row in try JSONDecoder().decode([[Double]].self, from: Data(payload)) {
+                chosen[Int(row[0])] = row[1]
+                rejected[Int(row[0])] = row[2]
+            }
+        }
+        referenceChosen = chosen
+        referenceRejected = rejected
+        if comm.rank == 0 {
+            try FileManager.default.createDirectory(at: cacheDir, withIntermediateDirectories: true)
+            let rows = zip(chosen, rejected).map { [$0, $1] }
+            try JSONEncoder().encode(rows).write(to: file, options: .atomic)
+            log.note(String(format: "reference log-probs: %d pairs in %.1f s over %d rank(s), cached as %@", all.count,
+                            Date().timeIntervalSince(t0), comm.size, file.lastPathComponent))
+        }
+    }
+}

@@ -1,0 +1,171 @@
+// The configuration of a training run: model, data, optimisation, loss, checkpoints. Read from YAML
+// by the command line (with --set overrides), validated here, saved with the run.
+
+import Foundation
+import Alignment
+import Datasets
+import Models
+import Tokenizers
+
+/// What a run trains.
+public enum TrainingTask: String, Codable, CaseIterable, Sendable {
+    case sft, dpo, reward, cost
+}
+
+/// A configuration a user wrote that cannot run; names the key and says what to do.
+public struct RunConfigError: Error, CustomStringConvertible, Equatable {
+    public let key: String
+    public let message: String
+    public var description: String { "config: \(key): \(message)" }
+}
+
+/// A whole run.
+public struct RunConfig: Codable, Equatable, Sendable {
+    /// Set by the subcommand (`dualign train dpo` → dpo).
+    public var task: TrainingTask = .dpo
+    /// A named model (smollm2-135m), a GGUF file, or a Hugging Face directory.
+    public var model: String = "smollm2-135m"
+    /// Where checkpoints, metrics and the resolved config go (shared storage under MPI).
+    public var outputDir: String = "runs/default"
+    public var seed: UInt64 = 0
+    public var data: DataConfig = DataConfig()
+    public var optimizer: OptimizerConfig = OptimizerConfig()
+    public var dpo: DPOConfig = DPOConfig()
+    public var scoreModel: ScoreModelConfig = ScoreModelConfig()
+    public var checkpoint: CheckpointConfig = CheckpointConfig()
+    public var evaluation: EvaluationConfig = EvaluationConfig()
+    public var distributed: DistributedConfig = DistributedConfig()
+
+    public init() {}
+
+    /// Checks every field a user can get wrong; the error names the key.
+    public func validate() throws {
+        func fail(_ key: String, _ m: String) -> RunConfigError { RunConfigError(key: key, message: m) }
+        if outputDir.isEmpty { throw fail("outputDir", "must name a directory for checkpoints and metrics") }
+        if data.datasets.isEmpty { throw fail("data.datasets", "list at least one dataset (schema and paths)") }
+        if data.maxLength < 8 { throw fail("data.maxLength", "must be at least 8 tokens, got \(data.maxLength)") }
+        if data.maxPromptLength >= data.maxLength {
+            throw fail("data.maxPromptLength", "\(data.maxPromptLength) leaves no room for a response within maxLength \(data.maxLength)")
+        }
+        let o = optimizer
+        if o.globalBatchSize < 1 { throw fail("optimizer.globalBatchSize", "must be at least 1") }
+        if o.microBatchSize < 1 { throw fail("optimizer.microBatchSize", "must be at least 1") }
+        if o.maxSteps < 1 && o.epochs <= 0 { throw fail("optimizer.maxSteps", "give maxSteps ≥ 1 or epochs > 0") }
+        if !(o.learningRate > 0) { throw fail("optimizer.learningRate", "must be positive, got \(o.learningRate)") }
+        if o.warmupSteps < 0 { throw fail("optimizer.warmupSteps", "must be ≥ 0") }
+        if !(o.maxGradNorm > 0) { throw fail("optimizer.maxGradNorm", "must be positive (use a large value to disable clipping)") }
+        if !(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1) { throw fail("optimizer.beta1/beta2", "must be in [0, 1)") }
+        do { try dpo.lossConfig.validate() } catch { throw fail("dpo", "\(error)") }
+        if checkpoint.every < 0 || checkpoint.keepLast < 1 { throw fail("checkpoint", "every must be ≥ 0 and keepLast ≥ 1") }
+        if evaluation.every < 0 { throw fail("evaluation.every", "must be ≥ 0 (0: only at the end)") }
+        if !(distributed.collectiveTimeout > 0) { throw fail("distributed.collectiveTimeout", "must be positive seconds") }
+        if ChatTemplateKind(rawValue: data.template) == nil {
+            throw fail("data.template", "unknown template \(data.template); choose one of \(ChatTemplateKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        for (i, d) in data.datasets.enumerated() {
+            if d.paths.isEmpty { throw fail("data.datasets[\(i)].paths", "list at least one file") }
+            if !(d.evalFraction >= 0 && d.evalFraction < 1) { throw fail("data.datasets[\(i)].evalFraction", "must be in [0, 1)") }
+        }
+    }
+
+    /// A stable hash of the fields that change what is trained (not output paths or logging).
+    public var trainingHash: String {
+        var c = self
+        c.outputDir = ""
+        c.checkpoint = CheckpointConfig()
+        c.evaluation.every = 0
+        c.distributed = DistributedConfig()
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return StableHash.hex(Array((try? enc.encode(c)) ?? Data()))
+    }
+}
+
+public struct DataConfig: Codable, Equatable, Sendable {
+    public var datasets: [DatasetSpec] = []
+    /// Chat template that renders prompts: chatml, safe-rlhf, hh-rlhf.
+    public var template: String = ChatTemplateKind.chatML.rawValue
+    /// Prompt + response tokens at most.
+    public var maxLength: Int = 512
+    /// Prompt tokens at most (the end of the prompt is kept).
+    public var maxPromptLength: Int = 256
+    /// Use at most this many training pairs (after the held-out split); nil: all.
+    public var maxPairs: Int?
+    public init() {}
+}
+
+public struct OptimizerConfig: Codable, Equatable, Sendable {
+    /// Pairs (or sequences) per optimizer step, over all ranks and micro-steps.
+    public var globalBatchSize: Int = 8
+    /// Pairs per rank per forward/backward; accumulation steps = global / (ranks × micro).
+    public var microBatchSize: Int = 2
+    /// Optimizer steps (0: derive from epochs).
+    public var maxSteps: Int = 0
+    public var epochs: Double = 1
+    public var learningRate: Float = 5e-6
+    public var schedule: String = "cosine"
+    public var warmupSteps: Int = 0
+    public var weightDecay: Float = 0
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.999
+    public var epsilon: Float = 1e-8
+    public var maxGradNorm: Double = 10
+    public init() {}
+}
+
+public struct DPOConfig: Codable, Equatable, Sendable {
+    public var beta: Double = 0.1
+    /// sigmoid (DPO), ipo, hinge.
+    public var loss: PreferenceLossType = .sigmoid
+    public var labelSmoothing: Double = 0
+    public var referenceFree: Bool = false
+    /// Sequence log-probs as the sum (DPO) or the mean (TRL's IPO) over response tokens.
+    public var reduction: SequenceReduction = .sum
+    public init() {}
+    public var lossConfig: PreferenceLossConfig {
+        PreferenceLossConfig(beta: beta, type: loss, labelSmoothing: labelSmoothing, referenceFree: referenceFree)
+    }
+}
+
+public struct ScoreModelConfig: Codable, Equatable, Sendable {
+    /// Coefficient of the score² regulariser (Safe-RLHF default 0.001).
+    public var regularization: Double = 0.001
+    public init() {}
+}
+
+public struct CheckpointConfig: Codable, Equatable, Sendable {
+    /// Steps between checkpoints (0: only at the end).
+    public var every: Int = 50
+    public var keepLast: Int = 2
+    /// Byte-plane shuffle before zstd (better ratio; the payload needs Dualign to unshuffle).
+    public var byteShuffle: Bool = true
+    public var zstdLevel: Int = 3
+    /// Stop after writing the checkpoint of this step (tests of interrupted runs); nil: never.
+    public var stopAfterStep: Int?
+    public init() {}
+}
+
+public struct EvaluationConfig: Codable, Equatable, Sendable {
+    /// Steps between evaluations on the held-out split (0: at the end only).
+    public var every: Int = 0
+    /// Held-out pairs evaluated at most.
+    public var maxPairs: Int = 256
+    public init() {}
+}
+
+public struct DistributedConfig: Codable, Equatable, Sendable {
+    /// Seconds a collective may take before the job reports the missing ranks and aborts.
+    public var collectiveTimeout: Double = 600
+    /// Kernel/BLAS threads per rank (nil: cores ÷ ranks on the node).
+    public var threads: Int?
+    public init() {}
+}
+
+/// FNV-1a 64 over bytes: stable across runs and platforms (cache keys, config hashes).
+public enum StableHash {
+    public static func hex(_ bytes: [UInt8], seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> String {
+        var h = seed
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return String(format: "%016llx", h)
+    }
+}

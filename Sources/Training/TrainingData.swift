@@ -1,0 +1,62 @@
+// The examples of a run: every dataset loaded, rendered with the chat template, truncated,
+// tokenized, and split into training and held-out pairs — identically on every rank.
+
+import Foundation
+import Datasets
+import Tokenizers
+
+/// Tokenized training and held-out pairs, with what loading dropped.
+public struct TrainingData {
+    public var train: [TokenizedPair]
+    public var eval: [TokenizedPair]
+    public var report: LoadReport
+
+    /// Loads `config.data` for `task`: safety pairs (chosen = safer, with labels) and preference pairs.
+    public static func load(_ config: RunConfig, template: ChatTemplate, baseDirectory: URL? = nil) throws -> TrainingData {
+        let limits = TruncationLimits(maxLength: config.data.maxLength, maxPromptLength: config.data.maxPromptLength)
+        let tokenizer = try PairTokenizer(template: template, limits: limits)
+        var train: [TokenizedPair] = [], eval: [TokenizedPair] = []
+        var report = LoadReport()
+        for spec in config.data.datasets {
+            var loaded = try spec.load(relativeTo: baseDirectory)
+            var pairs = tokenizer.tokenize(loaded.safetyPairs, report: &loaded.report)
+            if config.task != .cost || loaded.safetyPairs.isEmpty {
+                pairs += tokenizer.tokenize(loaded.pairs, report: &loaded.report)
+            }
+            let split = try spec.heldOutSplit()
+            for p in pairs { if spec.evalFraction > 0 && split.isHeldOut(p.id) { eval.append(p) } else { train.append(p) } }
+            report.merge(loaded.report)
+        }
+        if let n = config.data.maxPairs, n > 0, train.count > n { train = Array(train.prefix(n)) }
+        if eval.count > config.evaluation.maxPairs { eval = Array(eval.prefix(config.evaluation.maxPairs)) }
+        guard !train.isEmpty else {
+            throw RunConfigError(key: "data.datasets", message: "no training pairs survived loading and truncation (\(report)); check the paths, schema and maxLength")
+        }
+        return TrainingData(train: train, eval: eval, report: report)
+    }
+
+    /// A fingerprint of the token ids, for cache keys.
+    public var fingerprint: String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity((train.count + eval.count) * 64)
+        for p in train + eval {
+            for seq in [p.promptTokens, p.chosenTokens, p.rejectedTokens] {
+                for t in seq { withUnsafeBytes(of: UInt32(t).littleEndian) { bytes.append(contentsOf: $0) } }
+                bytes.append(0xFF)
+            }
+        }
+        return StableHash.hex(bytes)
+    }
+}
+
+extension LoadReport {
+    /// Adds another report's counts (the first invalid-row samples are kept).
+    mutating func merge(_ o: LoadReport) {
+        files += o.files; rows += o.rows; pairs += o.pairs; safetyPairs += o.safetyPairs
+        scoredResponses += o.scoredResponses; prompts += o.prompts; skippedInvalid += o.skippedInvalid
+        droppedEmptyResponse += o.droppedEmptyResponse; droppedIdenticalResponses += o.droppedIdenticalResponses
+        skippedPartialRefusal += o.skippedPartialRefusal; droppedPromptTooLong += o.droppedPromptTooLong
+        truncatedPrompts += o.truncatedPrompts; truncatedResponses += o.truncatedResponses
+        invalidRowSamples += o.invalidRowSamples.prefix(max(0, LoadReport.maxSamples - invalidRowSamples.count))
+    }
+}
