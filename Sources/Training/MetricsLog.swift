@@ -9,11 +9,12 @@ public final class MetricsLog {
     let start = Date()
     var lastProgress = Date.distantPast
 
-    /// Opens the log; on resume it drops lines past `resumedStep` so the file reads as one uninterrupted run.
-    public init(directory: URL, enabled: Bool, resumedStep: Int) throws {
+    /// Opens the log; it drops lines past `resumedStep` (0: a fresh run) so the file reads as one
+    /// uninterrupted run; nil leaves the file as it is (progress and notes only).
+    public init(directory: URL, enabled: Bool, resumedStep: Int?) throws {
         url = directory.appendingPathComponent("metrics.jsonl")
         self.enabled = enabled
-        guard enabled else { return }
+        guard enabled, let resumedStep else { return }
         if let text = try? String(contentsOf: url, encoding: .utf8) {
             let kept = text.split(separator: "\n").filter { line in
                 guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],

@@ -139,7 +139,8 @@ public struct CheckpointConfig: Codable, Equatable, Sendable {
     public var keepLast: Int = 2
     /// Byte-plane shuffle before zstd (better ratio; the payload needs Dualign to unshuffle).
     public var byteShuffle: Bool = true
-    public var zstdLevel: Int = 3
+    /// zstd level; 1 compresses shuffled fp32 as well as higher levels, twice as fast.
+    public var zstdLevel: Int = 1
     /// Stop after writing the checkpoint of this step (tests of interrupted runs); nil: never.
     public var stopAfterStep: Int?
     public init() {}

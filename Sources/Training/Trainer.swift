@@ -78,7 +78,8 @@ public final class Trainer {
         try comm.barrier()
         store = try CheckpointStore(runDirectory: dir, keepLast: config.checkpoint.keepLast)
         startStep = 0
-        log = try MetricsLog(directory: dir, enabled: comm.rank == 0, resumedStep: 0)
+        // Notes only until `run` knows the resumed step and opens metrics.jsonl for writing.
+        log = try MetricsLog(directory: dir, enabled: comm.rank == 0, resumedStep: nil)
         if comm.rank == 0 {
             try RunConfigLoader.json(config).write(to: dir.appendingPathComponent("config.resolved.json"), atomically: true, encoding: .utf8)
             log.note("data: \(data.train.count) training pairs, \(data.eval.count) held-out; \(data.report)")
@@ -90,8 +91,7 @@ public final class Trainer {
     public func run() throws -> TrainingSummary {
         if config.task == .dpo && !config.dpo.referenceFree { try computeReferenceLogProbs() }
         startStep = try restoreCheckpoint()
-        let log = startStep > 0 ? try MetricsLog(directory: self.log.url.deletingLastPathComponent(), enabled: comm.rank == 0,
-                                                  resumedStep: startStep) : self.log
+        let log = try MetricsLog(directory: self.log.url.deletingLastPathComponent(), enabled: comm.rank == 0, resumedStep: startStep)
         var last: [String: Double] = [:]
         var evalMetrics: [String: Double] = [:]
         var step = startStep

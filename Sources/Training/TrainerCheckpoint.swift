@@ -78,6 +78,8 @@ extension Trainer {
         if comm.rank == 0 {
             let selection = try store.latestValidCheckpoint()
             for line in selection.logLines { log.note(line) }
+            // Newer, incomplete or corrupt directories are removed so the resumed run rewrites them whole.
+            try store.discardCheckpoints(after: selection.checkpoint?.step ?? 0)
             if let cp = selection.checkpoint {
                 let state = try JSONDecoder().decode(TrainerState.self, from: Data(contentsOf: cp.url(for: Self.stateFile)))
                 guard state.configHash == config.trainingHash else {

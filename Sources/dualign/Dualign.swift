@@ -1,6 +1,7 @@
 // The `dualign` command: subcommands for benchmarking, training and alignment.
 
 import ArgumentParser
+import Distributed
 import Tensors
 import Foundation
 
@@ -11,6 +12,19 @@ struct Dualign: ParsableCommand {
         abstract: "Align language models with human preferences under safety constraints, on CPU clusters.",
         subcommands: [Train.self, Generate.self, Export.self, Tokenize.self, DualCommand.self, InitModel.self, Bench.self, CommCheck.self]
     )
+
+    /// Runs the command, then finalizes MPI on every rank; after an error under mpirun, aborts the job.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+            try MPICommunicator.finalize()
+        } catch {
+            if error is CleanExit || (error as? ExitCode) == .success { try? MPICommunicator.finalize(); exit(withError: error) }
+            _ = MPICommunicator.abortIfParallel("dualign: error: \(error)")
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every compute-heavy subcommand shares.
