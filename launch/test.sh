@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
 launch/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
-launch/assets.sh vocab >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+for what in vocab pyrit; do
+    launch/assets.sh "$what" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+done
 
 # One release build with testing enabled serves the test bundle and the `dualign` binary the
 # multi-rank tests launch. BLAS threads: tests that measure nothing run with the default pool.

@@ -211,24 +211,4 @@ public final class Transformer {
     }
 }
 
-/// A small deterministic generator (SplitMix64) for initialisation and tests.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// A uniform Float in [0, 1).
-    public mutating func nextUniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    /// A standard normal Float (Box–Muller).
-    public mutating func nextGaussian() -> Float {
-        let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300), u2 = Double(next() >> 11) / Double(1 << 53)
-        return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
-    }
-}
-
 import Foundation

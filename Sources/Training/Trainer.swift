@@ -38,7 +38,7 @@ public final class Trainer {
     let totalSteps: Int
     let padToken: Int32
     var cursor: DataCursor
-    var rng: Models.SplitMix64
+    var rng: Tensors.SplitMix64
     /// Reference sequence log-probs of every train pair then every eval pair (DPO), chosen and rejected.
     var referenceChosen: [Double] = [], referenceRejected: [Double] = []
     var referenceKey = ""
@@ -72,7 +72,7 @@ public final class Trainer {
         }
         schedule = LearningRateSchedule(kind: kind, peak: o.learningRate, warmupSteps: o.warmupSteps, totalSteps: totalSteps)
         cursor = sampler.startCursor()
-        rng = Models.SplitMix64(seed: config.seed &+ UInt64(comm.rank) &* 0x9E37_79B9)
+        rng = Tensors.SplitMix64(seed: config.seed &+ UInt64(comm.rank) &* 0x9E37_79B9)
         let dir = URL(fileURLWithPath: config.outputDir)
         if comm.rank == 0 { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
         try comm.barrier()
@@ -95,6 +95,12 @@ public final class Trainer {
         var last: [String: Double] = [:]
         var evalMetrics: [String: Double] = [:]
         var step = startStep
+        if startStep == 0 && config.evaluation.every > 0 && !data.eval.isEmpty {
+            // The held-out metrics before any update (step 0), to compare with after training.
+            evalMetrics = try evaluate()
+            log.write(step: 0, evalMetrics)
+            log.note("eval before training: " + evalMetrics.keys.sorted().map { "\($0)=\(String(format: "%.4f", evalMetrics[$0]!))" }.joined(separator: " "))
+        }
         while step < totalSteps {
             let t0 = Date()
             let (epoch, _) = sampler.nextStep(cursor)
@@ -137,9 +143,7 @@ public final class Trainer {
             evalMetrics = try evaluate()
             log.write(step: step, evalMetrics)
         }
-        if comm.rank == 0 && policy.config.tieWordEmbeddings || comm.rank == 0 {
-            try exportFinalModel()
-        }
+        try exportFinalModel()
         return TrainingSummary(steps: step, finalMetrics: last, evalMetrics: evalMetrics)
     }
 

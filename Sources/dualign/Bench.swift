@@ -1,61 +1,214 @@
-// `dualign bench`: DPO step throughput on a randomly initialised model.
+// `dualign bench`: throughput benchmarks — DPO steps (default; data-parallel under mpirun), generation,
+// tokenization and checkpoint I/O.
 
 import ArgumentParser
+import Distributed
 import Foundation
 import Models
 import Tensors
+import Tokenizers
 import Training
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Time DPO steps (policy forward+backward on chosen and rejected, reference forward, AdamW).")
+        abstract: "Benchmarks: DPO steps (policy forward+backward on chosen and rejected, reference forward, AdamW), generation, tokenization, checkpoints.",
+        discussion: """
+        --kind dpo (default) times DPO steps on a randomly initialised model; under mpirun each rank takes its share \
+        of the same global batch and the gradient slab is all-reduced once per step. --kind generate times greedy \
+        KV-cache generation of exactly --new-tokens tokens per prompt with a real model. --kind tokenize times \
+        single-threaded BPE encoding of an English corpus. --kind checkpoint writes and reads a checkpoint \
+        (weights + AdamW moments), byte-shuffled and plain.
+        """)
 
-    @Option(help: "Model shape: \(ModelConfig.presets.keys.sorted().joined(separator: ", ")).")
-    var config = "tiny"
-    @Option(help: "Preference pairs per step (default: 8 for tiny, 2 otherwise).")
+    enum Kind: String, ExpressibleByArgument, CaseIterable { case dpo, generate, tokenize, checkpoint }
+
+    @Option(help: "What to time: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var kind: Kind = .dpo
+    @Option(help: "Model shape (dpo, checkpoint): \(ModelConfig.presets.keys.sorted().joined(separator: ", ")) (default: tiny for dpo, smollm2-135m for checkpoint).")
+    var config: String?
+    @Option(help: "Preference pairs per step, the global batch over all ranks (default: 8 for tiny, 2 otherwise).")
     var pairs: Int?
-    @Option(help: "Tokens per sequence, half prompt and half response.")
+    @Option(help: "Tokens per sequence, half prompt and half response (dpo).")
     var seq = 128
-    @Option(help: "Timed steps.")
-    var steps = 10
-    @Option(help: "Untimed warm-up steps.")
-    var warmup = 3
+    @Option(help: "Timed steps (dpo, default 10) or timed repeats (generate 3, tokenize 5, checkpoint 3).")
+    var steps: Int?
+    @Option(help: "Untimed warm-up steps or repeats (default: 3 for dpo, 1 for generate, 0 otherwise).")
+    var warmup: Int?
+    @Option(help: "A GGUF file, a Hugging Face directory, or a named model (generate and tokenize: default smollm2-135m; checkpoint: its weights instead of a random initialisation).")
+    var model: String?
+    @Option(help: "Prompts decoded together (generate).")
+    var batch = 1
+    @Option(name: .customLong("new-tokens"), help: "Tokens generated per prompt (generate).")
+    var newTokens = 64
+    @Option(name: .customLong("prompt-tokens"), help: "Length of the longest prompt; prompts are 0–3 tokens shorter in turn (generate).")
+    var promptTokens = 32
+    @Option(name: .customLong("write-prompts"), help: "Write the prompts and the generated tokens as JSON (generate), for launch/bench/peer_generate.py.")
+    var writePrompts: String?
+    @Option(help: "Text to tokenize: .jsonl(.gz) with chosen/rejected/prompt/text fields, or plain text (tokenize; default: the HH-RLHF harmless-base test file).")
+    var text: String?
+    @Option(help: "Directory for the checkpoints (checkpoint; default: a new temporary directory, removed afterwards).")
+    var dir: String?
+    @Option(help: "zstd level of the checkpoint archives (checkpoint).")
+    var level = 1
     @Flag(help: "Print the report as one JSON line.")
     var json = false
     @OptionGroup var compute: ComputeOptions
 
+    static let defaultText = "/work/shared/data/hh-rlhf/harmless-base-test.jsonl.gz"
+
     func validate() throws {
-        guard ModelConfig.presets[config] != nil else {
+        if let config, ModelConfig.presets[config] == nil {
             throw ValidationError("unknown --config \(config); choose one of \(ModelConfig.presets.keys.sorted().joined(separator: ", "))")
         }
         if let pairs, pairs < 1 { throw ValidationError("--pairs must be at least 1") }
         if seq < 4 { throw ValidationError("--seq must be at least 4 tokens") }
-        if steps < 1 || warmup < 0 { throw ValidationError("--steps must be at least 1 and --warmup at least 0") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if let warmup, warmup < 0 { throw ValidationError("--warmup must be at least 0") }
+        if batch < 1 || newTokens < 1 || promptTokens < 4 { throw ValidationError("--batch and --new-tokens must be at least 1, --prompt-tokens at least 4") }
+        if level < 1 || level > 19 { throw ValidationError("--level must be in 1…19") }
     }
 
     func run() throws {
-        let threads = compute.threads ?? ProcessInfo.processInfo.activeProcessorCount
-        BLAS.setThreads(threads)
-        ThreadPool.threads = threads
-        var model = ModelConfig.presets[config]!
-        model.maxPositions = max(model.maxPositions, seq)
-        let report = try DPOBenchmark.run(configName: config, config: model, pairs: pairs ?? (config == "tiny" ? 8 : 2),
-                                          sequenceLength: seq, steps: steps, warmup: warmup, threads: threads)
+        switch kind {
+        case .dpo: try runDPO()
+        case .generate: try runGenerate()
+        case .tokenize: try runTokenize()
+        case .checkpoint: try runCheckpoint()
+        }
+    }
+
+    func f(_ x: Double, _ d: Int = 3) -> String { String(format: "%.\(d)f", x) }
+
+    func emit<T: Encodable>(_ report: T, _ text: () -> String) throws {
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
-            print(String(decoding: try enc.encode(report), as: UTF8.self))
-            return
+            Output.line(String(decoding: try enc.encode(report), as: UTF8.self))
+        } else {
+            Output.line(text())
         }
-        func f(_ x: Double, _ d: Int = 3) -> String { String(format: "%.\(d)f", x) }
-        print("""
-        dualign bench  config=\(report.config)  params=\(report.parameters)  pairs=\(report.pairs)  seq=\(report.sequenceLength)  threads=\(report.threads)
-          step       \(f(report.stepSeconds)) s (median of \(report.steps))
-          forward    \(f(report.forwardSeconds)) s   (policy + reference)
-          backward   \(f(report.backwardSeconds)) s
-          optimizer  \(f(report.optimizerSeconds)) s
-          tokens/s   \(f(report.tokensPerSecond, 1))   (policy tokens, chosen + rejected)
-          MFU        \(f(100 * report.mfu, 1)) %  of \(f(report.peakGFLOPS, 1)) GFLOP/s measured sgemm peak (\(f(report.flopsPerStep / 1e9, 1)) GFLOP/step)
-        """)
+    }
+
+    // MARK: dpo
+
+    func runDPO() throws {
+        // MPI only when started by mpirun: a plain run stays a plain process (no singleton MPI start-up).
+        let underMPI = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] != nil
+        let comm: MPICommunicator? = underMPI ? try MPICommunicator.world() : nil
+        let ranks = comm?.size ?? 1
+        configureThreads(compute.threads, ranks: ranks)
+        let threads = ThreadPool.threads
+        let name = config ?? "tiny"
+        var model = ModelConfig.presets[name]!
+        model.maxPositions = max(model.maxPositions, seq)
+        let report = try DPOBenchmark.run(configName: name, config: model, pairs: pairs ?? (name == "tiny" ? 8 : 2),
+                                          sequenceLength: seq, steps: steps ?? 10, warmup: warmup ?? 3, threads: threads,
+                                          communicator: ranks > 1 ? comm : nil)
+        guard (comm?.rank ?? 0) == 0 else { return }
+        try emit(report) {
+            var s = """
+            dualign bench  config=\(report.config)  params=\(report.parameters)  pairs=\(report.pairs)  seq=\(report.sequenceLength)  \(ranks > 1 ? "ranks=\(ranks)  threads/rank" : "threads")=\(report.threads)
+              step       \(f(report.stepSeconds)) s (median of \(report.steps))
+              forward    \(f(report.forwardSeconds)) s   (policy + reference)
+              backward   \(f(report.backwardSeconds)) s
+            """
+            if let ar = report.allReduceSeconds, let share = report.allReduceShare, let alone = report.allReduceAloneSeconds {
+                s += "\n  allreduce  \(f(ar)) s   (\(f(100 * share, 1)) % of the step; \(f(alone)) s alone after a barrier, \(report.parameters) floats)"
+            }
+            s += """
+
+              optimizer  \(f(report.optimizerSeconds)) s
+              tokens/s   \(f(report.tokensPerSecond, 1))   (policy tokens, chosen + rejected)
+              MFU        \(f(100 * report.mfu, 1)) %  of \(f(report.peakGFLOPS, 1)) GFLOP/s measured sgemm peak (\(f(report.flopsPerStep / 1e9, 1)) GFLOP/step)
+            """
+            return s
+        }
+    }
+
+    // MARK: generate
+
+    func runGenerate() throws {
+        configureThreads(compute.threads, ranks: 1)
+        let spec = model ?? "smollm2-135m"
+        let loaded = try ModelSource.load(spec)
+        let tokenizer = try loaded.requireTokenizer()
+        let prompts = GenerationBenchmark.prompts(tokenizer: tokenizer, count: batch, length: promptTokens)
+        let (report, outputs) = GenerationBenchmark.run(model: loaded.model, name: loaded.source.lastPathComponent, prompts: prompts,
+                                                        newTokens: newTokens, repeats: steps ?? 3, warmup: warmup ?? 1,
+                                                        threads: ThreadPool.threads)
+        if let writePrompts {
+            let object: [String: Any] = ["prompts": prompts.map { $0.map(Int.init) }, "new_tokens": newTokens,
+                                         "dualign_outputs": outputs.map { $0.map(Int.init) },
+                                         "dualign_tokens_per_s": report.tokensPerSecond]
+            try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]).write(to: URL(fileURLWithPath: writePrompts))
+        }
+        try emit(report) {
+            """
+            dualign bench --kind generate  model=\(report.model)  batch=\(report.batch)  new-tokens=\(report.newTokens)  prompts=\(report.promptLengths.min()!)–\(report.promptLengths.max()!) tokens  threads=\(report.threads)
+              generate   \(f(report.seconds)) s (median of \(report.repeats); greedy, KV cache, no stop tokens)
+              tokens/s   \(f(report.tokensPerSecond, 1))   (\(report.batch * report.newTokens) generated tokens per call)
+              prefill    \(f(report.prefillSeconds)) s;  decode \(f(report.decodeTokensPerSecond, 1)) tokens/s after it
+            """
+        }
+    }
+
+    // MARK: tokenize
+
+    func runTokenize() throws {
+        let path = text ?? (FileManager.default.fileExists(atPath: Self.defaultText) ? Self.defaultText : "/usr/share/games/fortunes/fortunes")
+        let docs = try TokenizerBenchmark.documents(path: path)
+        guard !docs.isEmpty else { throw ValidationError("\(path) holds no text") }
+        let url = try ModelSource.resolve(model ?? "smollm2-135m")
+        var isDirectory: ObjCBool = false
+        FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
+        let make: () throws -> BPETokenizer
+        if isDirectory.boolValue {
+            make = { try BPETokenizer(tokenizerJSON: url.appendingPathComponent("tokenizer.json")) }
+        } else {
+            let gguf = try GGUFFile(contentsOf: url)
+            make = { try BPETokenizer(gguf: gguf, source: url.path) }
+        }
+        let report = try TokenizerBenchmark.run(source: path, documents: docs, repeats: steps ?? 5, make: make)
+        try emit(report) {
+            """
+            dualign bench --kind tokenize  \(URL(fileURLWithPath: path).lastPathComponent): \(report.documents) documents, \(f(Double(report.bytes) / 1e6, 2)) MB, \(report.tokens) tokens (\(f(Double(report.bytes) / Double(report.tokens), 2)) bytes/token)  1 thread
+              cold       \(f(report.coldMBps, 2)) MB/s   (first pass, fresh tokenizer)
+              warm       \(f(report.warmMBps, 2)) MB/s   (median of \(report.repeats) more passes; \(f(report.warmTokensPerSecond, 0)) tokens/s)
+              load       \(f(report.loadSeconds)) s   (building the tokenizer from the model file)
+            """
+        }
+    }
+
+    // MARK: checkpoint
+
+    func runCheckpoint() throws {
+        configureThreads(compute.threads, ranks: 1)
+        let name: String, parameters: FloatBuffer, layout: ParameterLayout, weights: String
+        if let model {
+            let loaded = try ModelSource.load(model)
+            (parameters, layout, weights) = (loaded.model.parameters, loaded.model.layout, loaded.source.lastPathComponent)
+            name = config ?? "from-model"
+        } else {
+            name = config ?? "smollm2-135m"
+            let t = try Transformer(config: ModelConfig.presets[name]!, trainable: false)
+            t.initializeRandomly(seed: 0)
+            (parameters, layout, weights) = (t.parameters, t.layout, "random")
+        }
+        let root: URL
+        if let dir { root = URL(fileURLWithPath: dir) } else {
+            root = FileManager.default.temporaryDirectory.appendingPathComponent("dualign-bench-\(getpid())")
+        }
+        defer { if dir == nil { try? FileManager.default.removeItem(at: root) } }
+        let report = try CheckpointBenchmark.run(config: name, weights: weights, parameters: parameters, layout: layout,
+                                                 directory: root, repeats: steps ?? 3, level: level)
+        try emit(report) {
+            var s = "dualign bench --kind checkpoint  config=\(report.config)  weights=\(report.weights)  params=\(report.parameters)  zstd level \(report.zstdLevel)  (\(root.path))"
+            for m in report.modes {
+                s += "\n  \(m.mode.padding(toLength: 9, withPad: " ", startingAt: 0)) \(f(Double(m.rawBytes) / 1e6, 0)) MB → \(f(Double(m.compressedBytes) / 1e6, 0)) MB (ratio \(f(m.ratio, 3)): weights \(f(m.weightsRatio, 3)), Adam m+v \(f(m.optimizerRatio, 3)))"
+                s += "\n            write \(f(m.writeMBps, 0)) MB/s (\(f(m.writeSeconds, 2)) s, + finalize \(f(m.finalizeSeconds, 2)) s)  read \(f(m.readWarmMBps, 0)) MB/s page-cached (\(f(m.readWarmSeconds, 2)) s), \(f(m.readColdMBps, 0)) MB/s cold (\(f(m.readColdSeconds, 2)) s)"
+            }
+            s += "\n  (median of \(report.repeats); MB = 10^6 raw bytes; write = shuffle + zstd + write + fsync; read = read + zstd + unshuffle into the slabs)"
+            return s
+        }
     }
 }

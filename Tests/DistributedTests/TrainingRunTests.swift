@@ -196,6 +196,20 @@ final class TrainingRunTests: XCTestCase {
         assertSameMetrics(try metrics(out), base, tolerance: nil, "after falling back past a corrupt checkpoint")
     }
 
+    /// A learning rate that blows the weights up stops the run at the first non-finite loss, naming the step,
+    /// with the checkpoint before it complete.
+    func testNonFiniteLossStopsTheRun() throws {
+        try prepareModel()
+        let (cfg, out) = try config("non-finite")
+        let run = try train(np: nil, cfg, ["optimizer.learningRate=1.0e+30", "optimizer.maxGradNorm=1.0e+30", "optimizer.warmupSteps=0",
+                                           "checkpoint.every=1"])
+        XCTAssertNotEqual(run.status, 0, run.transcript)
+        XCTAssertTrue(run.stderr.contains("non-finite"), run.transcript)
+        XCTAssertTrue(run.stderr.contains("stopping at step 2"), run.transcript)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("step-00000001/DONE").path),
+                      "the last complete checkpoint stays intact:\n\(run.transcript)")
+    }
+
     func testMalformedRowIsReportedWithItsLine() throws {
         try prepareModel()
         let bad = Self.workDirectory.appendingPathComponent("bad.jsonl")
@@ -207,6 +221,36 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertNotEqual(run.status, 0, run.transcript)
         XCTAssertTrue((run.stderr + run.stdout).contains("bad.jsonl:3"), "the error names file and line:\n\(run.transcript)")
         XCTAssertLessThan(run.seconds, 60, run.transcript)
+    }
+
+    /// `dualign generate --prompts` sharded over 2 ranks writes the same samples as 1 rank (one file, rank 0).
+    func testShardedGenerationMatchesOneRank() throws {
+        try prepareModel()
+        let dir = Self.workDirectory.appendingPathComponent("generate")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let prompts = dir.appendingPathComponent("prompts.jsonl")
+        try ["Hello there", "How do I bake bread?", "Tell me a joke", "What is 2+2?", "Name a color"]
+            .map { #"{"prompt": "\#($0)"}"# }.joined(separator: "\n").write(to: prompts, atomically: true, encoding: .utf8)
+        func generate(np: Int?, _ out: String) throws -> [[String: Any]] {
+            let url = dir.appendingPathComponent(out)
+            let run = try Jobs.run(np: np, ["generate", "--model", Self.model.path, "--prompts", prompts.path, "--out", url.path,
+                                            "--samples", "3", "--max-new-tokens", "8", "--temperature", "0.9", "--top-k", "40",
+                                            "--seed", "5", "--chat"], timeout: 120)
+            XCTAssertEqual(run.status, 0, run.transcript)
+            return try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map {
+                try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+            }
+        }
+        let one = try generate(np: nil, "one.jsonl"), two = try generate(np: 2, "two.jsonl")
+        XCTAssertEqual(one.count, 15, "5 prompts × 3 samples")
+        XCTAssertEqual(two.count, 15)
+        for (a, b) in zip(one, two) {
+            XCTAssertEqual(a["prompt_index"] as? Int, b["prompt_index"] as? Int)
+            XCTAssertEqual(a["sample"] as? Int, b["sample"] as? Int)
+            XCTAssertEqual(a["tokens"] as? [Int], b["tokens"] as? [Int], "same sample whichever rank drew it")
+            XCTAssertEqual(a["logprob"] as! Double, b["logprob"] as! Double, accuracy: 1e-4)
+        }
+        XCTAssertGreaterThan(Set(one.compactMap { $0["tokens"] as? [Int] }).count, 5, "samples differ across prompts and draws")
     }
 
     static func children(of pid: Int32) -> [Int32] {
