@@ -270,7 +270,7 @@ cmd_run() {
 sub=${1:-help}
 (($#)) && shift
 case $sub in
-  up) cmd_up "$@" ;;
+  up) trap cmd_down EXIT; cmd_up "$@"; trap - EXIT ;;   # no half-built cluster on failure
   down) cmd_down ;;
   run) cmd_run "$@" ;;
   mpirun) cmd_mpirun "$@" ;;

@@ -44,6 +44,8 @@ public final class Trainer {
     var referenceKey = ""
     var lastCheckpointStats: [String: Double] = [:]
     var startStep = 0
+    /// The GGUF the model came from (its tokenizer travels into the final export).
+    let sourceGGUF: GGUFFile?
 
     /// Builds the run on every rank: rank 0's config, rank 0's weights broadcast, data loaded on each rank.
     public init(config: RunConfig, communicator comm: Communicator, model loaded: LoadedModel, template: ChatTemplate,
@@ -51,6 +53,7 @@ public final class Trainer {
         self.config = config
         self.comm = comm
         policy = loaded.model
+        sourceGGUF = loaded.gguf
         precondition(policy.gradients != nil, "the policy must be trainable")
         try comm.broadcast(policy.parameters.pointer, count: policy.layout.count, root: 0)
         padToken = Int32(loaded.tokenizer?.padTokenID ?? loaded.tokenizer?.eosTokenID ?? 0)
@@ -238,9 +241,13 @@ public final class Trainer {
         return out
     }
 
-    /// Rank 0 writes the trained weights as a Hugging Face directory beside the checkpoints.
+    /// Rank 0 writes the trained weights beside the checkpoints: `final/` (Hugging Face safetensors) and,
+    /// when the model came from a GGUF, `final.gguf` with its tokenizer (what `dualign generate` loads).
     func exportFinalModel() throws {
         guard comm.rank == 0 else { return }
-        try policy.saveHuggingFace(to: URL(fileURLWithPath: config.outputDir).appendingPathComponent("final"))
+        let dir = URL(fileURLWithPath: config.outputDir)
+        try policy.saveHuggingFace(to: dir.appendingPathComponent("final"))
+        if let sourceGGUF { try policy.saveGGUF(to: dir.appendingPathComponent("final.gguf"), metadataSource: sourceGGUF, name: "dualign \(config.task.rawValue)") }
+        log.note("final model: \(dir.appendingPathComponent("final").path)\(sourceGGUF != nil ? " and final.gguf" : "")")
     }
 }

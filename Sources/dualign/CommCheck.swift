@@ -29,10 +29,15 @@ struct CommCheck: ParsableCommand {
     var bench = 0
     @Option(help: "Floats per benchmark all-reduce.")
     var elements = 1 << 20
+    @Option(help: "After the checks, run this many checked all-reduces of --elements floats (a long-running job for fault tests).")
+    var iterations = 0
+    @Option(help: "Seconds to sleep after each --iterations all-reduce.")
+    var sleep: Double = 0
 
     func validate() throws {
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if bench < 0 || elements < 1 { throw ValidationError("--bench must be at least 0 and --elements at least 1") }
+        if iterations < 0 || sleep < 0 { throw ValidationError("--iterations and --sleep must be at least 0") }
     }
 
     func run() throws {
@@ -91,6 +96,7 @@ struct CommCheck: ParsableCommand {
             world.collectiveTimeout = configured
             world.timeoutMechanism = mechanism
         }
+        if iterations > 0 { try loop(world) }
         if world.isRoot { say("comm-check ok size=\(world.size)") }
         try MPICommunicator.finalize()
     }
@@ -173,6 +179,24 @@ struct CommCheck: ParsableCommand {
         modes.append(Mode(label: "polling", timeout: seconds, mechanism: .polling))
         modes.append(Mode(label: "chunked", timeout: seconds, mechanism: watched, chunk: 3))
         return modes
+    }
+
+    /// `iterations` all-reduces whose sums are checked exactly, `sleep` seconds apart.
+    private func loop(_ world: MPICommunicator) throws {
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: elements)
+        defer { buffer.deallocate() }
+        let expected = Float(world.size * (world.size + 1) / 2)
+        for i in 0..<iterations {
+            buffer.initialize(repeating: Float(world.rank + 1), count: elements)
+            try world.allReduceSum(buffer, count: elements)
+            if buffer[0] != expected || buffer[elements - 1] != expected {
+                say("comm-check FAILED loop iteration \(i): got \(buffer[0]), expected \(expected)")
+                throw ExitCode(1)
+            }
+            if i == 0 && world.isRoot { say("comm-check loop started size=\(world.size)") }
+            if sleep > 0 { usleep(useconds_t(sleep * 1e6)) }
+        }
+        if world.isRoot { say("comm-check loop done iterations=\(iterations)") }
     }
 
     /// Times `bench` all-reduces of `elements` floats in each mode.

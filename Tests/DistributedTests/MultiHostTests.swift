@@ -100,7 +100,7 @@ final class MultiHostTests: XCTestCase {
     // MARK: Training across hosts — TODO(trainer): enable when `dualign train dpo` lands
 
     /// TODO(trainer): set to true once `dualign train dpo` is merged, and check `dpoConfig` against its final schema.
-    private static let trainerReady = false
+    private static let trainerReady = true
 
     /// The same DPO run on N hosts x 1 rank (TCP) and on 1 host x N ranks (shared memory) logs the same metrics.
     func testDPORunAcrossHostsMatchesSingleHost() throws {

@@ -68,9 +68,9 @@ final class TrainingRunTests: XCTestCase {
         return (url, dir.appendingPathComponent("run"))
     }
 
-    func train(np: Int?, _ config: URL, _ sets: [String] = [], environment: [String: String] = [:],
+    func train(np: Int?, _ config: URL, _ sets: [String] = [], task: String = "dpo", environment: [String: String] = [:],
                whileRunning: ((Process) -> Bool)? = nil) throws -> JobRun {
-        try Jobs.run(np: np, ["train", "dpo", "--config", config.path] + sets.flatMap { ["--set", $0] }, timeout: 240,
+        try Jobs.run(np: np, ["train", task, "--config", config.path] + sets.flatMap { ["--set", $0] }, timeout: 240,
                      environment: environment, whileRunning: whileRunning)
     }
 
@@ -126,7 +126,7 @@ final class TrainingRunTests: XCTestCase {
         let (cfg, out) = try config("resume")
         let first = try train(np: nil, cfg, ["checkpoint.stopAfterStep=2"])
         XCTAssertEqual(first.status, 0, first.transcript)
-        XCTAssertEqual(try metrics(out).count, 2)
+        XCTAssertEqual(try metrics(out).compactMap { $0["step"] }.max(), 2, "the first run stops after step 2")
         // The same command again (stopAfterStep already passed) resumes from step 2 and finishes.
         let second = try train(np: nil, cfg, ["checkpoint.stopAfterStep=2"])
         XCTAssertEqual(second.status, 0, second.transcript)
@@ -194,6 +194,29 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertTrue(second.stderr.contains("model.safetensors.zst"), "the corrupt file is named:\n\(second.transcript)")
         XCTAssertTrue(second.stderr.contains("resuming from step-00000002"), second.transcript)
         assertSameMetrics(try metrics(out), base, tolerance: nil, "after falling back past a corrupt checkpoint")
+    }
+
+    /// SFT, a Bradley–Terry reward model (HH-RLHF) and a Safe-RLHF cost model with safety labels (XSTest)
+    /// train on 2 ranks and log their metrics.
+    func testSFTRewardAndCostModelsTrain() throws {
+        try prepareModel()
+        let xstest = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/xstest")
+        let cases: [(task: String, data: String?, expect: [String])] = [
+            ("sft", nil, ["loss", "grad_norm"]),
+            ("reward", nil, ["loss", "accuracy", "rewards/chosen", "eval/accuracy"]),
+            ("cost", "    - schema: xstest\n      paths: [\(xstest.path)/xstest_prompts.csv, \(xstest.path)/model_completions]\n      evalFraction: 0.1\n",
+             ["loss", "accuracy", "safety_accuracy", "eval/safety_accuracy"]),
+        ]
+        for c in cases {
+            let (cfg, out) = try config("task-\(c.task)", steps: 3, data: c.data)
+            let run = try train(np: 2, cfg, task: c.task)
+            XCTAssertEqual(run.status, 0, "\(c.task):\n\(run.transcript)")
+            let m = try metrics(out)
+            let keys = m.reduce(into: Set<String>()) { $0.formUnion($1.keys) }
+            for k in c.expect { XCTAssertTrue(keys.contains(k), "\(c.task) logs \(k): \(keys.sorted())") }
+            XCTAssertTrue(m.allSatisfy { $0["loss"].map(\.isFinite) ?? true }, "\(c.task) losses are finite")
+        }
     }
 
     /// A learning rate that blows the weights up stops the run at the first non-finite loss, naming the step,
