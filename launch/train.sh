@@ -39,9 +39,12 @@ if [ "$ranks" -eq 1 ]; then
     exec "$BIN" train "$task" --config "$config" "${extra[@]}"
 fi
 
+# Failure detection from the config (distributed.oobKeepalive*): how soon a silent host ends the job.
+mapfile -t detection < <("$BIN" launch-flags --config "$config" "${extra[@]}" | tr ' ' '\n')
+
 # More ranks than cores needs --oversubscribe (and then no binding); root needs --allow-run-as-root.
 binding=(--bind-to core --map-by core)
 [ "$ranks" -le "$cores" ] || binding=(--oversubscribe --bind-to none)
 # shellcheck disable=SC2086
-exec mpirun --allow-run-as-root "${binding[@]}" -np "$ranks" -x OPENBLAS_NUM_THREADS=$threads ${MPIRUN_ARGS:-} \
+exec mpirun --allow-run-as-root "${binding[@]}" "${detection[@]}" -np "$ranks" -x OPENBLAS_NUM_THREADS=$threads ${MPIRUN_ARGS:-} \
     "$BIN" train "$task" --config "$config" --set distributed.threads=$threads "${extra[@]}"

@@ -59,6 +59,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
         if checkpoint.every < 0 || checkpoint.keepLast < 1 { throw fail("checkpoint", "every must be ≥ 0 and keepLast ≥ 1") }
         if evaluation.every < 0 { throw fail("evaluation.every", "must be ≥ 0 (0: only at the end)") }
         if !(distributed.collectiveTimeout > 0) { throw fail("distributed.collectiveTimeout", "must be positive seconds") }
+        if distributed.oobKeepaliveTime < 1 || distributed.oobKeepaliveInterval < 1 || distributed.oobKeepaliveProbes < 1 {
+            throw fail("distributed.oobKeepalive*", "time, interval and probes must each be at least 1")
+        }
         if ChatTemplateKind(rawValue: data.template) == nil {
             throw fail("data.template", "unknown template \(data.template); choose one of \(ChatTemplateKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -157,6 +160,15 @@ public struct EvaluationConfig: Codable, Equatable, Sendable {
 public struct DistributedConfig: Codable, Equatable, Sendable {
     /// Seconds a collective may take before the job reports the missing ranks and aborts.
     public var collectiveTimeout: Double = 600
+    /// Open MPI's out-of-band TCP keepalive (mpirun ↔ daemons): idle seconds before the first probe,
+    /// seconds between probes, probes lost before a host is declared dead. A silent host (cut link) is
+    /// noticed after about time + interval × probes seconds (default 60 + 10 × 6 = 2 min; Open MPI's own
+    /// default is about 8 min). Shorter settings end jobs on short network blips: 2, 1, 3 notices a dead
+    /// host in about 5 s but also kills a job over a 3 s outage. Applied by `launch/train.sh` via
+    /// `dualign launch-flags`, since mpirun reads them before any rank starts.
+    public var oobKeepaliveTime: Int = 60
+    public var oobKeepaliveInterval: Int = 10
+    public var oobKeepaliveProbes: Int = 6
     /// Kernel/BLAS threads per rank (nil: cores ÷ ranks on the node).
     public var threads: Int?
     public init() {}

@@ -31,13 +31,13 @@ struct CommCheck: ParsableCommand {
     var elements = 1 << 20
     @Option(help: "After the checks, run this many checked all-reduces of --elements floats (a long-running job for fault tests).")
     var iterations = 0
-    @Option(help: "Seconds to sleep after each --iterations all-reduce.")
-    var sleep: Double = 0
+    @Option(name: .customLong("sleep"), help: "Seconds to sleep after each --iterations all-reduce.")
+    var sleepSeconds: Double = 0
 
     func validate() throws {
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if bench < 0 || elements < 1 { throw ValidationError("--bench must be at least 0 and --elements at least 1") }
-        if iterations < 0 || sleep < 0 { throw ValidationError("--iterations and --sleep must be at least 0") }
+        if iterations < 0 || sleepSeconds < 0 { throw ValidationError("--iterations and --sleep must be at least 0") }
     }
 
     func run() throws {
@@ -194,7 +194,7 @@ struct CommCheck: ParsableCommand {
                 throw ExitCode(1)
             }
             if i == 0 && world.isRoot { say("comm-check loop started size=\(world.size)") }
-            if sleep > 0 { usleep(useconds_t(sleep * 1e6)) }
+            if sleepSeconds > 0 { usleep(useconds_t(sleepSeconds * 1e6)) }
         }
         if world.isRoot { say("comm-check loop done iterations=\(iterations)") }
     }

@@ -62,12 +62,18 @@ enum Jobs {
 
     /// This process's environment without what a singleton `MPI_Init` (another test) put there:
     /// inherited, those variables make `mpirun` think it runs inside an existing job.
+    /// Oversubscription is allowed (tests may start more ranks than cores).
     static func cleanEnvironment() -> [String: String] {
-        let singletonPrefixes = ["PMIX_", "OMPI_MCA_ess", "OMPI_MCA_orte_", "OMPI_MCA_pmix", "OMPI_APP_CTX_", "OMPI_COMM_WORLD",
-                                 "OMPI_UNIVERSE_SIZE", "OMPI_NUM_APP_CTX", "OMPI_FIRST_RANKS", "OMPI_FILE_LOCATION", "OMPI_MCA_initial_wdir"]
-        var environment = ProcessInfo.processInfo.environment.filter { key, _ in !singletonPrefixes.contains { key.hasPrefix($0) } }
+        var environment = singletonFreeEnvironment()
         environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
         return environment
+    }
+
+    /// This process's environment less the variables of a singleton `MPI_Init`.
+    static func singletonFreeEnvironment() -> [String: String] {
+        let singletonPrefixes = ["PMIX_", "OMPI_MCA_ess", "OMPI_MCA_orte_", "OMPI_MCA_pmix", "OMPI_APP_CTX_", "OMPI_COMM_WORLD",
+                                 "OMPI_UNIVERSE_SIZE", "OMPI_NUM_APP_CTX", "OMPI_FIRST_RANKS", "OMPI_FILE_LOCATION", "OMPI_MCA_initial_wdir"]
+        return ProcessInfo.processInfo.environment.filter { key, _ in !singletonPrefixes.contains { key.hasPrefix($0) } }
     }
 
     /// The `dualign` executable beside the test bundle (or DUALIGN_BINARY); skips when there is none.
@@ -99,8 +105,9 @@ enum Jobs {
         if process.terminationStatus != 0 { throw XCTSkip("the dualign binary has no `\(subcommand)` subcommand") }
     }
 
+    /// The executable `name` on PATH or in the system directories.
     static func onPath(_ name: String) -> URL? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
         return path.split(separator: ":").map { URL(fileURLWithPath: String($0)).appendingPathComponent(name) }
             .first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }

@@ -357,35 +357,13 @@ private struct Cluster {
         capture(executable, arguments, environment: cleanEnvironment()).status == 0
     }
 
-    /// This process's environment without what a singleton `MPI_Init` (another test) put there: inherited,
-    /// those variables make `mpirun` think it runs inside an existing job.
-    static func cleanEnvironment() -> [String: String] {
-        let singletonPrefixes = ["PMIX_", "OMPI_MCA_ess", "OMPI_MCA_orte_", "OMPI_MCA_pmix", "OMPI_APP_CTX_", "OMPI_COMM_WORLD",
-                                 "OMPI_UNIVERSE_SIZE", "OMPI_NUM_APP_CTX", "OMPI_FIRST_RANKS", "OMPI_FILE_LOCATION", "OMPI_MCA_initial_wdir"]
-        return ProcessInfo.processInfo.environment.filter { key, _ in !singletonPrefixes.contains { key.hasPrefix($0) } }
-    }
+    /// The environment less a singleton `MPI_Init`'s variables (see Jobs).
+    static func cleanEnvironment() -> [String: String] { Jobs.singletonFreeEnvironment() }
 
-    /// `DUALIGN_BINARY`, else the `dualign` executable in the directory of this test bundle or one of its parents.
-    static func dualignBinary() -> URL? {
-        if let path = ProcessInfo.processInfo.environment["DUALIGN_BINARY"] { return URL(fileURLWithPath: path) }
-        var directory = Bundle(for: MultiHostTests.self).bundleURL
-        for _ in 0..<4 {
-            let candidate = directory.appendingPathComponent("dualign")
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue,
-               FileManager.default.isExecutableFile(atPath: candidate.path) {
-                return candidate
-            }
-            directory.deleteLastPathComponent()
-        }
-        return nil
-    }
+    /// The built `dualign` (see Jobs), or nil.
+    static func dualignBinary() -> URL? { try? Jobs.dualignBinary() }
 
-    static func onPath(_ name: String) -> URL? {
-        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
-        return path.split(separator: ":").map { URL(fileURLWithPath: String($0)).appendingPathComponent(name) }
-            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }
+    static func onPath(_ name: String) -> URL? { Jobs.onPath(name) }
 }
 
 /// A background `netns-cluster.sh` invocation with its output in files.

@@ -41,6 +41,7 @@ final class RunConfigTests: XCTestCase {
         XCTAssertEqual(key(base, [("data.template", "alpaca")]), "data.template")
         XCTAssertEqual(key(base, [("dpo.beta", 0.0)]), "dpo")
         XCTAssertEqual(key(base, [("optimizer.maxSteps", "many")]), "optimizer.maxSteps", "a string where a number belongs")
+        XCTAssertEqual(key(base, [("distributed.oobKeepaliveProbes", 0)]), "distributed.oobKeepalive*")
     }
 
     func testTrainingHashIgnoresOutputAndCheckpointSettings() throws {
