@@ -42,11 +42,14 @@ public struct BenchmarkReport: Codable, Sendable {
     public var allReduceShare: Double?
     /// The same all-reduce timed alone after a barrier (transfer cost without load imbalance).
     public var allReduceAloneSeconds: Double?
+    /// The kernel family OpenBLAS chose for this processor (`openblas_get_corename`), e.g. "Haswell", "SkylakeX".
+    public var blasCore: String?
 }
 
 public enum DPOBenchmark {
-    /// The sgemm rate (GFLOP/s) of a 1024³ product at the current BLAS thread count: best of `repeats`.
-    public static func measureSgemmPeak(size n: Int = 1024, repeats: Int = 5) -> Double {
+    /// The sgemm rate (GFLOP/s) of an n³ product at the current BLAS thread count: best of `repeats`
+    /// (the best, not the median: on a shared machine every slower run is interference).
+    public static func measureSgemmPeak(size n: Int = 1536, repeats: Int = 8) -> Double {
         let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
         for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
         var best = Double.infinity
@@ -160,7 +163,14 @@ public enum DPOBenchmark {
             report.peakGFLOPS = measureSgemmPeak()
         }
         report.mfu = flops / step / (report.peakGFLOPS * 1e9)
+        report.blasCore = blasCore
         return report
+    }
+
+    /// The kernel family OpenBLAS runs (its `DYNAMIC_ARCH` choice, or `OPENBLAS_CORETYPE`).
+    public static var blasCore: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name).trimmingCharacters(in: .whitespaces)
     }
 
     static func median(_ xs: [Double]) -> Double {
@@ -190,16 +200,19 @@ public struct CheckpointModeReport: Codable, Sendable {
     public var weightsRatio: Double
     public var optimizerRatio: Double
     /// Median seconds: the two `writeArchive` calls (shuffle, zstd, write, fsync), `CheckpointStore.finalize`
-    /// (checksums, manifest, DONE), and reading both archives back into the slabs with the file in the page
-    /// cache (`warm`) and after its pages were dropped (`cold`).
+    /// (checksums, manifest, DONE), and reading both archives back into the slabs (`TensorArchive.read` +
+    /// `copyFloats`, as a resume does) three times: right after writing (`afterWrite`), after the files' pages
+    /// were dropped from the page cache (`cold`, from the disk), and once more with the files page-cached (`warm`).
     public var writeSeconds: Double
     public var finalizeSeconds: Double
     public var readWarmSeconds: Double
     public var readColdSeconds: Double
+    public var readAfterWriteSeconds: Double
     /// Raw megabytes (10^6 bytes) per second of the medians.
     public var writeMBps: Double
     public var readWarmMBps: Double
     public var readColdMBps: Double
+    public var readAfterWriteMBps: Double
 }
 
 public struct CheckpointBenchmarkReport: Codable, Sendable {
@@ -241,7 +254,7 @@ public enum CheckpointBenchmark {
         var step = (try store.listCheckpoints().map(\.step).max() ?? 0)
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
         for shuffle in [true, false] {
-            var writes: [Double] = [], finals: [Double] = [], warm: [Double] = [], cold: [Double] = []
+            var writes: [Double] = [], finals: [Double] = [], warm: [Double] = [], cold: [Double] = [], afterWrite: [Double] = []
             var sizes = (raw: 0, packed: 0, wRatio: 0.0, oRatio: 0.0)
             for _ in 0..<repeats {
                 step += 1
@@ -255,7 +268,10 @@ public enum CheckpointBenchmark {
                 writes.append(t1 - t0); finals.append(t2 - t1)
                 sizes = (s1.rawBytes + s2.rawBytes, s1.compressedBytes + s2.compressedBytes, s1.ratio, s2.ratio)
                 let files = ["model.safetensors.zst", "optimizer.safetensors.zst"].map { done.directory.appendingPathComponent($0) }
-                for isCold in [false, true] {
+                // Three reads: right after writing, after dropping the files' cached pages (from the disk), and again
+                // with the file page-cached.
+                for phase in 0..<3 {
+                    let isCold = phase == 1
                     if isCold { for f in files { dropPageCache(f) } }
                     for s in slabs { s.buffer.zero() }
                     let t3 = now()
@@ -266,20 +282,21 @@ public enum CheckpointBenchmark {
                     let opt = try TensorArchive.read(files[1])
                     try opt.copyFloats("adam.m", into: UnsafeMutableBufferPointer(start: adam.m.pointer, count: n))
                     try opt.copyFloats("adam.v", into: UnsafeMutableBufferPointer(start: adam.v.pointer, count: n))
-                    (isCold ? { cold.append(now() - t3) } : { warm.append(now() - t3) })()
+                    [{ afterWrite.append(now() - t3) }, { cold.append(now() - t3) }, { warm.append(now() - t3) }][phase]()
                     let got = slabs.map { fingerprint($0.buffer) }
                     guard got == expected else {
-                        throw BenchmarkError(message: "checkpoint read back different values (\(shuffle ? "shuffled" : "plain"), \(isCold ? "cold" : "warm"))")
+                        throw BenchmarkError(message: "checkpoint read back different values (\(shuffle ? "shuffled" : "plain"), read \(phase + 1) of 3)")
                     }
                 }
             }
             let raw = Double(sizes.raw) / 1e6
-            let (w, r, c) = (DPOBenchmark.median(writes), DPOBenchmark.median(warm), DPOBenchmark.median(cold))
+            let (w, r, c, a) = (DPOBenchmark.median(writes), DPOBenchmark.median(warm), DPOBenchmark.median(cold), DPOBenchmark.median(afterWrite))
             modes.append(CheckpointModeReport(mode: shuffle ? "shuffled" : "plain", rawBytes: sizes.raw, compressedBytes: sizes.packed,
                                               ratio: Double(sizes.raw) / Double(sizes.packed), weightsRatio: sizes.wRatio,
                                               optimizerRatio: sizes.oRatio, writeSeconds: w, finalizeSeconds: DPOBenchmark.median(finals),
-                                              readWarmSeconds: r, readColdSeconds: c,
-                                              writeMBps: raw / w, readWarmMBps: raw / r, readColdMBps: raw / c))
+                                              readWarmSeconds: r, readColdSeconds: c, readAfterWriteSeconds: a,
+                                              writeMBps: raw / w, readWarmMBps: raw / r, readColdMBps: raw / c,
+                                              readAfterWriteMBps: raw / a))
         }
         return CheckpointBenchmarkReport(config: config, weights: label, parameters: n, zstdLevel: level, repeats: repeats, modes: modes)
     }

@@ -21,6 +21,8 @@ public struct GenerationReport: Codable, Sendable {
     /// decode rate that leaves: batch · (N − 1) tokens / (seconds − prefill).
     public var prefillSeconds: Double
     public var decodeTokensPerSecond: Double
+    /// The kernel family OpenBLAS runs (see `DPOBenchmark.blasCore`).
+    public var blasCore: String?
 }
 
 public enum GenerationBenchmark {
@@ -82,7 +84,8 @@ public enum GenerationBenchmark {
         let report = GenerationReport(model: name, parameters: model.layout.count, batch: prompts.count, newTokens: newTokens,
                                       promptLengths: prompts.map(\.count), threads: threads, repeats: repeats,
                                       seconds: seconds, tokensPerSecond: Double(generated) / seconds, prefillSeconds: prefill,
-                                      decodeTokensPerSecond: Double(prompts.count * (newTokens - 1)) / max(seconds - prefill, 1e-9))
+                                      decodeTokensPerSecond: Double(prompts.count * (newTokens - 1)) / max(seconds - prefill, 1e-9),
+                                      blasCore: DPOBenchmark.blasCore)
         return (report, outputs)
     }
 }

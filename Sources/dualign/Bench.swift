@@ -107,7 +107,7 @@ struct Bench: ParsableCommand {
         guard (comm?.rank ?? 0) == 0 else { return }
         try emit(report) {
             var s = """
-            dualign bench  config=\(report.config)  params=\(report.parameters)  pairs=\(report.pairs)  seq=\(report.sequenceLength)  \(ranks > 1 ? "ranks=\(ranks)  threads/rank" : "threads")=\(report.threads)
+            dualign bench  config=\(report.config)  params=\(report.parameters)  pairs=\(report.pairs)  seq=\(report.sequenceLength)  \(ranks > 1 ? "ranks=\(ranks)  threads/rank" : "threads")=\(report.threads)  blas=\(report.blasCore ?? "?")
               step       \(f(report.stepSeconds)) s (median of \(report.steps))
               forward    \(f(report.forwardSeconds)) s   (policy + reference)
               backward   \(f(report.backwardSeconds)) s
@@ -144,7 +144,7 @@ struct Bench: ParsableCommand {
         }
         try emit(report) {
             """
-            dualign bench --kind generate  model=\(report.model)  batch=\(report.batch)  new-tokens=\(report.newTokens)  prompts=\(report.promptLengths.min()!)–\(report.promptLengths.max()!) tokens  threads=\(report.threads)
+            dualign bench --kind generate  model=\(report.model)  batch=\(report.batch)  new-tokens=\(report.newTokens)  prompts=\(report.promptLengths.min()!)–\(report.promptLengths.max()!) tokens  threads=\(report.threads)  blas=\(report.blasCore ?? "?")
               generate   \(f(report.seconds)) s (median of \(report.repeats); greedy, KV cache, no stop tokens)
               tokens/s   \(f(report.tokensPerSecond, 1))   (\(report.batch * report.newTokens) generated tokens per call)
               prefill    \(f(report.prefillSeconds)) s;  decode \(f(report.decodeTokensPerSecond, 1)) tokens/s after it
@@ -205,7 +205,8 @@ struct Bench: ParsableCommand {
             var s = "dualign bench --kind checkpoint  config=\(report.config)  weights=\(report.weights)  params=\(report.parameters)  zstd level \(report.zstdLevel)  (\(root.path))"
             for m in report.modes {
                 s += "\n  \(m.mode.padding(toLength: 9, withPad: " ", startingAt: 0)) \(f(Double(m.rawBytes) / 1e6, 0)) MB → \(f(Double(m.compressedBytes) / 1e6, 0)) MB (ratio \(f(m.ratio, 3)): weights \(f(m.weightsRatio, 3)), Adam m+v \(f(m.optimizerRatio, 3)))"
-                s += "\n            write \(f(m.writeMBps, 0)) MB/s (\(f(m.writeSeconds, 2)) s, + finalize \(f(m.finalizeSeconds, 2)) s)  read \(f(m.readWarmMBps, 0)) MB/s page-cached (\(f(m.readWarmSeconds, 2)) s), \(f(m.readColdMBps, 0)) MB/s cold (\(f(m.readColdSeconds, 2)) s)"
+                s += "\n            write \(f(m.writeMBps, 0)) MB/s (\(f(m.writeSeconds, 2)) s, + finalize \(f(m.finalizeSeconds, 2)) s)"
+                s += "\n            read  \(f(m.readWarmMBps, 0)) MB/s page-cached (\(f(m.readWarmSeconds, 2)) s), \(f(m.readColdMBps, 0)) MB/s cold (\(f(m.readColdSeconds, 2)) s), \(f(m.readAfterWriteMBps, 0)) MB/s right after writing (\(f(m.readAfterWriteSeconds, 2)) s)"
             }
             s += "\n  (median of \(report.repeats); MB = 10^6 raw bytes; write = shuffle + zstd + write + fsync; read = read + zstd + unshuffle into the slabs)"
             return s
