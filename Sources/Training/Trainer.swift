@@ -106,7 +106,6 @@ public final class Trainer {
         }
         while step < totalSteps {
             let t0 = Date()
-            let (epoch, _) = sampler.nextStep(cursor)
             var sums = try trainStep()
             let lr = schedule.rate(at: step)
             let gradNorm = clipGradientNorm(policy.gradients!.pointer, count: policy.layout.count, maxNorm: config.optimizer.maxGradNorm)
@@ -123,7 +122,8 @@ public final class Trainer {
             let seconds = Date().timeIntervalSince(t0)
             metrics["grad_norm"] = gradNorm
             metrics["learning_rate"] = Double(lr)
-            metrics["epoch"] = Double(epoch) + Double(cursor.samplesConsumedInEpoch) / Double(max(1, data.train.count))
+            // Epochs completed after this step (the cursor wraps to the next epoch at its end).
+            metrics["epoch"] = Double(cursor.samplesConsumed) / Double(max(1, data.train.count))
             metrics["tokens_per_s"] = tokens / seconds
             if config.evaluation.every > 0 && step % config.evaluation.every == 0 && !data.eval.isEmpty {
                 evalMetrics = try evaluate()
