@@ -35,7 +35,7 @@ let package = Package(
             "Tensors", "Models", "Tokenizers", "Datasets", "Alignment", "Distributed", "Checkpoints",
         ]),
         .executableTarget(name: "dualign", dependencies: [
-            "Training",
+            "Training", "CShims",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ]),

@@ -5,7 +5,6 @@
 
 import Tensors
 import COpenBLAS
-import CShims
 
 /// Cached keys and values of every block for S sequences, and each sequence's length so far.
 public final class KVCache {
@@ -31,7 +30,6 @@ extension Transformer {
     /// Appends `newTokens[s]` (possibly empty) to each sequence's cache and returns, for every sequence
     /// that received tokens, the logits (V) after its last new token, keyed by sequence index.
     public func decodeStep(_ cache: KVCache, newTokens: [[Int32]]) -> [Int: [Float]] {
-        dualign_flush_denormals()
         let c = config, C = c.hiddenSize, F = c.intermediateSize, QKV = c.qkvChannels, A = c.attentionChannels
         let HS = c.headSize, KV = c.numKVHeads * HS, P = cache.capacity, V = c.vocabSize
         precondition(newTokens.count == cache.sequences)

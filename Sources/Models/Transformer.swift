@@ -7,7 +7,6 @@
 // head:      logits at N selected positions = rmsnorm(x_L)[positions] · Eᵀ (E = lm_head, or the embedding when tied)
 
 import Tensors
-import CShims
 
 /// A causal LM whose parameters, gradients live in one slab each (see ParameterLayout).
 public final class Transformer {
@@ -58,7 +57,6 @@ public final class Transformer {
 
     /// Runs the trunk and the final norm over `batch`; heads (`logProbs`, `scores`) read the result.
     public func forward(_ batch: TokenBatch) {
-        dualign_flush_denormals()
         let c = config, B = batch.batchSize, T = batch.length, R = B * T
         precondition(T <= c.maxPositions, "sequence length \(T) exceeds maxPositions \(c.maxPositions)")
         precondition(batch.tokens.allSatisfy { $0 >= 0 && Int($0) < c.vocabSize }, "token id outside the vocabulary")
@@ -144,7 +142,6 @@ public final class Transformer {
     /// and/or ∂L/∂(scores).
     public func backward(dLogProbs: [Float]? = nil, dScores: [Float]? = nil) {
         precondition(gradients != nil, "backward on an inference-only model")
-        dualign_flush_denormals()
         let a = activations!, c = config, B = a.batch, T = a.time, R = B * T
         let C = c.hiddenSize, F = c.intermediateSize, QKV = c.qkvChannels, A = c.attentionChannels, V = c.vocabSize
         let dNorm = a.dNorm.pointer, dx = a.dResidual.pointer

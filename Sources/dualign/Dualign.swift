@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Distributed
+import CShims
 import Tensors
 import Foundation
 
@@ -15,6 +16,9 @@ struct Dualign: ParsableCommand {
 
     /// Runs the command, then finalizes MPI on every rank; after an error under mpirun, aborts the job.
     static func main() {
+        // Denormals slow float code badly as losses shrink: the command's main thread flushes them to zero.
+        // (Set here, not in the model, so a library caller's floating-point environment is left alone.)
+        dualign_flush_denormals()
         do {
             var command = try parseAsRoot()
             try command.run()
