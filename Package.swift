@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "Checkpoints", dependencies: ["CZstd"]),
         .target(name: "Training", dependencies: [
-            "Tensors", "Models", "Tokenizers", "Datasets", "Alignment", "Distributed", "Checkpoints",
+            "Tensors", "Models", "Tokenizers", "Datasets", "Alignment", "Distributed", "Checkpoints", "CZlib",
         ]),
         .executableTarget(name: "dualign", dependencies: [
             "Training", "CShims",

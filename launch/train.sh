@@ -5,7 +5,7 @@
 # without mpirun and uses every core. Rerun the same command to resume from the newest checkpoint.
 #
 # Usage: launch/train.sh TASK CONFIG.yaml [--ranks N] [-- extra dualign arguments, e.g. --set key=value]
-#   TASK: sft | dpo | reward | cost
+#   TASK: sft | dpo | reward | cost (dualign train), or mocan | pecan | sacpo | primal-dual (dualign align)
 # Environment: DUALIGN_BIN (default .build/release/dualign), MPIRUN_ARGS (extra mpirun flags,
 #   e.g. "--hostfile cluster/hostfile.example" on a cluster).
 set -euo pipefail
@@ -24,6 +24,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+case "$task" in
+    mocan|pecan|sacpo|primal-dual) command=(align "$task") ;;
+    *) command=(train "$task") ;;
+esac
+
 BIN=${DUALIGN_BIN:-.build/release/dualign}
 if [ ! -x "$BIN" ]; then
     export PATH="/opt/swift/usr/bin:$PATH"
@@ -36,7 +41,7 @@ threads=$(( cores / ranks ))
 
 if [ "$ranks" -eq 1 ]; then
     export OPENBLAS_NUM_THREADS=$cores
-    exec "$BIN" train "$task" --config "$config" "${extra[@]}"
+    exec "$BIN" "${command[@]}" --config "$config" "${extra[@]}"
 fi
 
 # Failure detection from the config (distributed.oobKeepalive*): how soon a silent host ends the job.
@@ -47,4 +52,4 @@ binding=(--bind-to core --map-by core)
 [ "$ranks" -le "$cores" ] || binding=(--oversubscribe --bind-to none)
 # shellcheck disable=SC2086
 exec mpirun --allow-run-as-root "${binding[@]}" "${detection[@]}" -np "$ranks" -x OPENBLAS_NUM_THREADS=$threads ${MPIRUN_ARGS:-} \
-    "$BIN" train "$task" --config "$config" --set distributed.threads=$threads "${extra[@]}"
+    "$BIN" "${command[@]}" --config "$config" --set distributed.threads=$threads "${extra[@]}"

@@ -1,3 +1,6 @@
+import Foundation
+import Tokenizers
+
 // One entry point: load any schema from paths with options.
 
 /// Loads datasets by schema name.
@@ -9,14 +12,40 @@ public enum DatasetLoader {
     public static func load(_ schema: DatasetSchema, paths: [String],
                             options: DatasetOptions = DatasetOptions()) throws -> LoadedDataset {
         try options.validate()
+        var loaded: LoadedDataset
         switch schema {
-        case .trl: return try TRLSchema.load(paths: paths, options: options)
-        case .hhRLHF: return try HHRLHFSchema.load(paths: paths, options: options)
-        case .pkuSafeRLHF: return try PKUSafeRLHFSchema.load(paths: paths, options: options)
-        case .xstest: return try XSTestSchema.load(paths: paths, options: options)
-        case .pyritHarm: return try PyRITHarmSchema.load(paths: paths, options: options)
-        case .scores: return try ScoresSchema.load(paths: paths, options: options)
-        case .prompts: return try PromptsSchema.load(paths: paths, options: options)
+        case .trl: loaded = try TRLSchema.load(paths: paths, options: options)
+        case .hhRLHF: loaded = try HHRLHFSchema.load(paths: paths, options: options)
+        case .pkuSafeRLHF: loaded = try PKUSafeRLHFSchema.load(paths: paths, options: options)
+        case .xstest: loaded = try XSTestSchema.load(paths: paths, options: options)
+        case .pyritHarm: loaded = try PyRITHarmSchema.load(paths: paths, options: options)
+        case .scores: loaded = try ScoresSchema.load(paths: paths, options: options)
+        case .prompts: loaded = try PromptsSchema.load(paths: paths, options: options)
         }
+        loaded.applyFilters(options)
+        return loaded
+    }
+}
+
+extension LoadedDataset {
+    /// The key `excludeHeldOutPrompts` hashes: the last user turn, trimmed (what `dualign eval` uses).
+    public static func heldOutKey(_ prompt: [ChatMessage]) -> String {
+        (prompt.last { $0.role == .user }?.content ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Applies `aspects` and `excludeHeldOutPrompts`, keeping the report's output counts in step.
+    mutating func applyFilters(_ options: DatasetOptions) {
+        if let aspects = options.aspects {
+            pairs = pairs.filter { aspects.contains($0.aspect) }
+            if !aspects.contains(.harmlessness) { safetyPairs = [] }
+        }
+        if let split = options.excludeHeldOutPrompts, split.fraction > 0 {
+            func keep(_ prompt: [ChatMessage]) -> Bool { !split.isHeldOut(Self.heldOutKey(prompt)) }
+            pairs = pairs.filter { keep($0.prompt) }
+            safetyPairs = safetyPairs.filter { keep($0.prompt) }
+            scoredResponses = scoredResponses.filter { keep($0.prompt) }
+            prompts = prompts.filter { keep($0.prompt) }
+        }
+        if options.aspects != nil || options.excludeHeldOutPrompts != nil { countOutputs() }
     }
 }

@@ -63,6 +63,11 @@ public struct DatasetOptions: Equatable, Sendable, Codable {
     /// PyRIT: pair two responses to one objective when their mean harm scores differ by at least
     /// this much (0: any difference). Scores are in {0, .25, .5, .75, 1}, averaged over annotators.
     public var harmScoreGap = 0.0
+    /// Keep only pairs about these aspects (nil: all). Safety pairs count as harmlessness.
+    public var aspects: [PreferenceAspect]?
+    /// Leave out every record whose prompt this split holds out (keyed by the last user turn,
+    /// trimmed): the prompts an evaluation (`dualign eval --xstest-holdout`) keeps unseen.
+    public var excludeHeldOutPrompts: HeldOutSplit?
 
     public init() {}
 
@@ -78,6 +83,8 @@ public struct DatasetOptions: Equatable, Sendable, Codable {
         partialRefusal = try c.decodeIfPresent(PartialRefusalPolicy.self, forKey: .partialRefusal) ?? d.partialRefusal
         xstestPrompts = try c.decodeIfPresent(String.self, forKey: .xstestPrompts)
         harmScoreGap = try c.decodeIfPresent(Double.self, forKey: .harmScoreGap) ?? d.harmScoreGap
+        aspects = try c.decodeIfPresent([PreferenceAspect].self, forKey: .aspects)
+        excludeHeldOutPrompts = try c.decodeIfPresent(HeldOutSplit.self, forKey: .excludeHeldOutPrompts)
     }
 
     /// Checks the values, naming the option to change.

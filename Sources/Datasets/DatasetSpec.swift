@@ -32,8 +32,34 @@ public struct DatasetSpec: Equatable, Sendable, Codable {
 
     private enum Keys: String, CodingKey { case schema, paths, evalFraction, splitSeed }
 
+    /// Any key, to list what an entry holds.
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// Every key an entry may hold: the spec's own and the (flattened) options.
+    static let knownKeys: Set<String> = {
+        var o = DatasetOptions()
+        o.maxRows = 0
+        o.xstestPrompts = ""
+        o.aspects = []
+        o.excludeHeldOutPrompts = try? HeldOutSplit(fraction: 0)
+        let data = (try? JSONEncoder().encode(o)) ?? Data()
+        let keys = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?.keys.map { $0 } ?? []
+        return Set(keys + ["schema", "paths", "evalFraction", "splitSeed"])
+    }()
+
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: Keys.self)
+        // A misspelt or nested option would otherwise be ignored silently.
+        for key in try decoder.container(keyedBy: AnyKey.self).allKeys where !Self.knownKeys.contains(key.stringValue) {
+            let path = (decoder.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
+            throw DatasetError(.invalidConfiguration, file: "dataset config", field: path,
+                               "unknown key '\(key.stringValue)'; a dataset entry takes \(Self.knownKeys.sorted().joined(separator: ", ")) (options sit beside schema and paths, not under 'options')")
+        }
         schema = try DatasetSchema(configName: c.decode(String.self, forKey: .schema))
         if let one = try? c.decode(String.self, forKey: .paths) {
             paths = [one]

@@ -52,13 +52,14 @@ public struct PromptSampler {
         return s
     }
 
-    /// K samples of each of the prompts this rank owns (i mod size == rank), in (prompt, sample) order.
+    /// The samples of the batches this rank owns, in (prompt, sample) order. The (prompt, sample) jobs are
+    /// cut into batches of `batchSize` and batch c runs on rank c mod size, so every batch — and hence
+    /// every sampled token, to the last bit — is the same whatever the number of ranks.
     public func sampleShard(_ prompts: [String], samplesPerPrompt K: Int, rank: Int, size: Int) -> [PromptSample] {
-        let jobs = prompts.indices.filter { $0 % size == rank }.flatMap { i in (0..<K).map { (i, $0) } }
+        let all = prompts.indices.flatMap { i in (0..<K).map { (i, $0) } }
         var out: [PromptSample] = []
-        var start = 0
-        while start < jobs.count {
-            let chunk = Array(jobs[start..<min(start + batchSize, jobs.count)])
+        for (c, start) in stride(from: 0, to: all.count, by: batchSize).enumerated() where c % size == rank {
+            let chunk = Array(all[start..<min(start + batchSize, all.count)])
             let generated = model.generate(prompts: chunk.map { promptTokens(prompts[$0.0]) }, options: options, stopTokens: stopTokens,
                                            sampleIDs: chunk.map { UInt64($0.0 * K + $0.1) })
             for (job, g) in zip(chunk, generated) {
@@ -66,7 +67,6 @@ public struct PromptSampler {
                 out.append(PromptSample(promptIndex: job.0, sample: job.1, prompt: prompts[job.0], response: text, tokens: g.tokens,
                                         logprob: g.totalLogProb, tokenLogprobs: g.logProbs, stopped: g.stopped))
             }
-            start += batchSize
         }
         return out
     }

@@ -9,7 +9,8 @@ import Models
 extension Trainer {
     /// A key for the reference cache: a sample of the initial weights, the data's tokens, the reduction.
     func referenceCacheKey() -> String {
-        let p = policy.parameters.pointer, n = policy.layout.count
+        let source = reference ?? policy
+        let p = source.parameters.pointer, n = source.layout.count
         var bytes: [UInt8] = Array("\(n) \(config.dpo.reduction.rawValue) \(data.fingerprint) ".utf8)
         var i = 0
         while i < n { withUnsafeBytes(of: p[i].bitPattern) { bytes.append(contentsOf: $0) }; i += 4093 }
@@ -32,18 +33,26 @@ extension Trainer {
             return
         }
         let t0 = Date()
-        let reference = try Transformer(config: policy.config, trainable: false)
-        reference.parameters.copy(from: policy.parameters)
+        let reference: Transformer
+        if let given = self.reference { reference = given } else {
+            reference = try Transformer(config: policy.config, trainable: false)
+            reference.parameters.copy(from: policy.parameters)
+        }
         let mine = all.indices.filter { $0 % comm.size == comm.rank }
         var local: [[Double]] = []
         var start = 0
         while start < mine.count {
             let idx = Array(mine[start..<min(start + config.optimizer.microBatchSize, mine.count)])
-            let (c, r) = reference.pairLogProbs(PairBatch(idx.map { all[$0] }, padToken: padToken), reduction: config.dpo.reduction)
+            let batch = PairBatch(idx.map { all[$0] }, padToken: padToken)
+            let (c, r) = reference.pairLogProbs(batch, reduction: config.dpo.reduction)
+            referenceTokens += Double(batch.tokens)
             for (k, i) in idx.enumerated() { local.append([Double(i), c[k], r[k]]) }
             start += idx.count
         }
         let gathered = try comm.allGather(Array(try JSONEncoder().encode(local)))
+        var spent = [referenceTokens]
+        try comm.allReduceSum(&spent)
+        referenceTokens = spent[0]
         var chosen = [Double](repeating: .nan, count: all.count), rejected = chosen
         for payload in gathered {
             for row in try JSONDecoder().decode([[Double]].self, from: Data(payload)) {

@@ -102,6 +102,8 @@ public struct ResponseScorer {
     public var batchSize = 16
     /// Longest sequence; longer responses are cut as in training (prompt kept, response truncated).
     public var maxLength: Int
+    /// Score an empty response as the end-of-turn token alone (sampled responses can be empty) instead of failing.
+    public var scoresEmptyResponses = false
 
     public init(model: Transformer, template: ChatTemplate, batchSize: Int = 16, maxLength: Int? = nil) {
         precondition(model.config.scoreHead, "ResponseScorer needs a model with a score head")
@@ -119,6 +121,9 @@ public struct ResponseScorer {
         let tokenizer = try PairTokenizer(template: template, limits: TruncationLimits(maxLength: maxLength))
         switch tokenizer.truncate(prompt: prompt, responses: [template.responseTokens(row.response)]) {
         case .success(let t): return (t.prompt + t.responses[0]).map(Int32.init)
+        case .failure(.emptyResponse) where scoresEmptyResponses:
+            let end = template.responseTokens("")
+            return (prompt.suffix(max(1, maxLength - end.count)) + end).map(Int32.init)
         case .failure(let drop):
             let why = drop == .promptTooLong
                 ? "the prompt has \(prompt.count) tokens, leaving no room for the response within \(maxLength); shorten the prompt or raise --max-length (model limit \(model.config.maxPositions))"

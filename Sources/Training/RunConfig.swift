@@ -35,6 +35,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var checkpoint: CheckpointConfig = CheckpointConfig()
     public var evaluation: EvaluationConfig = EvaluationConfig()
     public var distributed: DistributedConfig = DistributedConfig()
+    /// Constrained alignment (`dualign align`); ignored by `dualign train`.
+    public var align: AlignConfig = AlignConfig()
 
     public init() {}
 
@@ -92,7 +94,7 @@ public struct DataConfig: Codable, Equatable, Sendable {
     public var maxLength: Int = 512
     /// Prompt tokens at most (the end of the prompt is kept).
     public var maxPromptLength: Int = 256
-    /// Use at most this many training pairs (after the held-out split); nil: all.
+    /// Use at most this many training pairs (after the held-out split, evenly spaced over them); nil: all.
     public var maxPairs: Int?
     public init() {}
 }

@@ -44,6 +44,10 @@ public enum RunConfigLoader {
         c.data.maxPairs = 0
         c.checkpoint.stopAfterStep = 0
         c.distributed.threads = 0
+        c.align.prompts = []
+        c.align.margin = 0
+        c.align.threshold = 0
+        c.align.lambda = 0
         return try JSONSerialization.jsonObject(with: JSONEncoder().encode(c)) as! [String: Any]
     }
 

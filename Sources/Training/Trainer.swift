@@ -23,6 +23,10 @@ public struct TrainingSummary: Sendable {
     public var steps: Int
     public var finalMetrics: [String: Double]
     public var evalMetrics: [String: Double]
+    /// Tokens through forward and backward passes of the policy (all ranks, this invocation).
+    public var trainTokens: Double = 0
+    /// Tokens through forward passes of the reference model (0 when its log-probs came from the cache).
+    public var referenceTokens: Double = 0
 }
 
 public final class Trainer {
@@ -46,11 +50,18 @@ public final class Trainer {
     var startStep = 0
     /// The GGUF the model came from (its tokenizer travels into the final export).
     let sourceGGUF: GGUFFile?
+    /// The DPO reference when it is not the initial policy (SACPO's stage-1 model, primal–dual rounds); nil: the initial policy.
+    let reference: Transformer?
+    /// Extra string fields for every checkpoint manifest (an alignment pipeline's stage, λ and inputs hash).
+    public var checkpointFields: [String: String] = [:]
+    /// Reference-model forward tokens spent by `computeReferenceLogProbs` (0 on a cache hit).
+    var referenceTokens: Double = 0
 
     /// Builds the run on every rank: rank 0's config, rank 0's weights broadcast, data loaded on each rank.
     public init(config: RunConfig, communicator comm: Communicator, model loaded: LoadedModel, template: ChatTemplate,
-                baseDirectory: URL? = nil) throws {
+                baseDirectory: URL? = nil, reference: Transformer? = nil) throws {
         self.config = config
+        self.reference = reference
         self.comm = comm
         policy = loaded.model
         sourceGGUF = loaded.gguf
@@ -98,6 +109,7 @@ public final class Trainer {
         var last: [String: Double] = [:]
         var evalMetrics: [String: Double] = [:]
         var step = startStep
+        var trainTokens = 0.0
         if startStep == 0 && config.evaluation.every > 0 && !data.eval.isEmpty {
             // The held-out metrics before any update (step 0), to compare with after training.
             evalMetrics = try evaluate()
@@ -111,6 +123,7 @@ public final class Trainer {
             let gradNorm = clipGradientNorm(policy.gradients!.pointer, count: policy.layout.count, maxNorm: config.optimizer.maxGradNorm)
             let pairs = sums.removeValue(forKey: "count") ?? 1
             let tokens = sums.removeValue(forKey: "tokens") ?? 0
+            trainTokens += tokens
             var metrics = sums.mapValues { $0 / pairs }
             guard metrics["loss"]?.isFinite == true, gradNorm.isFinite else {
                 throw TrainingError(message: "stopping at step \(step + 1): non-finite \(gradNorm.isFinite ? "loss" : "gradient norm"); the last complete checkpoint in \(config.outputDir) is intact — lower optimizer.learningRate or check the data")
@@ -139,7 +152,8 @@ public final class Trainer {
             }
             if step == config.checkpoint.stopAfterStep && step < totalSteps {
                 log.note("stopping after step \(step) as checkpoint.stopAfterStep asks")
-                return TrainingSummary(steps: step, finalMetrics: last, evalMetrics: evalMetrics)
+                return TrainingSummary(steps: step, finalMetrics: last, evalMetrics: evalMetrics, trainTokens: trainTokens,
+                                       referenceTokens: referenceTokens)
             }
         }
         if !data.eval.isEmpty && (config.evaluation.every == 0 || totalSteps % config.evaluation.every != 0 || startStep == totalSteps) {
@@ -147,7 +161,8 @@ public final class Trainer {
             log.write(step: step, evalMetrics)
         }
         try exportFinalModel()
-        return TrainingSummary(steps: step, finalMetrics: last, evalMetrics: evalMetrics)
+        return TrainingSummary(steps: step, finalMetrics: last, evalMetrics: evalMetrics, trainTokens: trainTokens,
+                               referenceTokens: referenceTokens)
     }
 
     /// Forward/backward of this rank's micro-batches and the fused gradient all-reduce; returns summed metrics.
@@ -162,8 +177,10 @@ public final class Trainer {
         }
         // One fused all-reduce of the gradient slab (sum of the 1/G-scaled local gradients = the global mean).
         try comm.allReduceSum(policy.gradients!.pointer, count: policy.layout.count)
-        let keys = sums.keys.sorted()
-        var values = keys.map { sums[$0]! }
+        // Ranks can report different metrics (a cost model's labelled and unlabelled pairs): reduce the union.
+        let keys = Set(try comm.allGather(Array(sums.keys.sorted().joined(separator: "\n").utf8))
+            .flatMap { String(decoding: $0, as: UTF8.self).split(separator: "\n").map(String.init) }).sorted()
+        var values = keys.map { sums[$0] ?? 0 }
         try comm.allReduceSum(&values)
         return Dictionary(uniqueKeysWithValues: zip(keys, values))
     }

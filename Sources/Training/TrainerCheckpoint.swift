@@ -64,8 +64,10 @@ extension Trainer {
         try comm.barrier()
         if comm.rank == 0 {
             let files = [Self.modelFile, Self.optimizerFile, Self.stateFile] + (0..<comm.size).map(Self.rankFile)
-            let done = try store.finalize(step: step, files: files, fields: ["step": .int(Int64(step)), "world_size": .int(Int64(comm.size)),
-                                                                              "config_hash": .string(config.trainingHash)])
+            var fields: [String: ManifestValue] = ["step": .int(Int64(step)), "world_size": .int(Int64(comm.size)),
+                                                   "config_hash": .string(config.trainingHash)]
+            for (k, v) in checkpointFields { fields[k] = .string(v) }
+            let done = try store.finalize(step: step, files: files, fields: fields)
             log.note(String(format: "checkpoint %@: %.0f MB/s, compression %.2fx", done.directory.lastPathComponent,
                             lastCheckpointStats["checkpoint/write_mb_per_s"] ?? 0, lastCheckpointStats["checkpoint/ratio"] ?? 0))
         }

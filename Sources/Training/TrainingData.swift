@@ -19,15 +19,17 @@ public struct TrainingData {
         var report = LoadReport()
         for spec in config.data.datasets {
             var loaded = try spec.load(relativeTo: baseDirectory)
-            var pairs = tokenizer.tokenize(loaded.safetyPairs, report: &loaded.report)
-            if config.task != .cost || loaded.safetyPairs.isEmpty {
-                pairs += tokenizer.tokenize(loaded.pairs, report: &loaded.report)
-            }
+            // Cost models learn from safety pairs (with their labels) when a dataset has them; every other
+            // task from the preference pairs (a dataset's safety pairs restate its harmlessness pairs).
+            let useSafety = config.task == .cost ? !loaded.safetyPairs.isEmpty : loaded.pairs.isEmpty
+            let pairs = useSafety ? tokenizer.tokenize(loaded.safetyPairs, report: &loaded.report)
+                                  : tokenizer.tokenize(loaded.pairs, report: &loaded.report)
             let split = try spec.heldOutSplit()
             for p in pairs { if spec.evalFraction > 0 && split.isHeldOut(p.id) { eval.append(p) } else { train.append(p) } }
             report.merge(loaded.report)
         }
-        if let n = config.data.maxPairs, n > 0, train.count > n { train = Array(train.prefix(n)) }
+        // Evenly spaced, so a cap keeps pairs from every listed dataset (not just the first).
+        if let n = config.data.maxPairs, n > 0, train.count > n { train = (0..<n).map { train[$0 * train.count / n] } }
         if eval.count > config.evaluation.maxPairs { eval = Array(eval.prefix(config.evaluation.maxPairs)) }
         guard !train.isEmpty else {
             throw RunConfigError(key: "data.datasets", message: "no training pairs survived loading and truncation (\(report)); check the paths, schema and maxLength")

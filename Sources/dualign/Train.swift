@@ -66,6 +66,9 @@ struct RunOptions: ParsableArguments {
                         resolved.data.datasets[i].options.xstestPrompts = base.appendingPathComponent(x).standardizedFileURL.path
                     }
                 }
+                for i in (resolved.align.prompts ?? []).indices {
+                    resolved.align.prompts![i].paths = resolved.align.prompts![i].resolvedPaths(relativeTo: base)
+                }
                 json = RunConfigLoader.json(resolved)
             } catch {
                 // Every rank must reach the broadcast: send the error text instead of a config.
@@ -85,10 +88,7 @@ struct RunOptions: ParsableArguments {
         configureThreads(config.distributed.threads, ranks: comm.size)
         if comm.rank == 0 { Output.line("resolved config:\n" + RunConfigLoader.json(config)) }
         let loaded = try ModelSource.load(config.model, trainable: true, scoreHead: task == .reward || task == .cost, loadWeights: comm.rank == 0)
-        let tokenizer = try loaded.requireTokenizer()
-        let system = loaded.gguf?.metadataString("tokenizer.chat_template").flatMap(ChatTemplate.defaultSystemPrompt(fromJinja:))
-        let template = try ChatTemplate(kind: ChatTemplateKind(rawValue: config.data.template)!, tokenizer: tokenizer,
-                                        defaultSystemPrompt: config.data.template == ChatTemplateKind.chatML.rawValue ? system : nil)
+        let template = try chatTemplate(config, loaded)
         let trainer = try Trainer(config: config, communicator: comm, model: loaded, template: template)
         let summary = try trainer.run()
         if comm.rank == 0 {
@@ -97,6 +97,14 @@ struct RunOptions: ParsableArguments {
             Output.line("finished \(summary.steps) steps: \(line)")
         }
     }
+}
+
+/// The run's chat template over the model's tokenizer (ChatML keeps the model's default system prompt).
+func chatTemplate(_ config: RunConfig, _ loaded: LoadedModel) throws -> ChatTemplate {
+    let tokenizer = try loaded.requireTokenizer()
+    let system = loaded.gguf?.metadataString("tokenizer.chat_template").flatMap(ChatTemplate.defaultSystemPrompt(fromJinja:))
+    return try ChatTemplate(kind: ChatTemplateKind(rawValue: config.data.template)!, tokenizer: tokenizer,
+                            defaultSystemPrompt: config.data.template == ChatTemplateKind.chatML.rawValue ? system : nil)
 }
 
 /// Yams values to JSONSerialization-compatible values (ints, doubles, bools, strings, arrays, dicts).

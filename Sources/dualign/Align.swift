@@ -1,0 +1,48 @@
+// `dualign align mocan|pecan|sacpo|primal-dual --config run.yaml [--set key=value …]`.
+
+import ArgumentParser
+import Foundation
+import Distributed
+import Training
+
+struct Align: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Align a policy for helpfulness under a safety constraint (MoCAN, PeCAN, SACPO, primal–dual); rerun the same command to resume.",
+        discussion: """
+        Every stage (sampling, scoring, the dual, pseudo-labels, each DPO) writes its output under \
+        OUTPUTDIR/stages/ and is skipped on rerun when complete; a DPO stage resumes from its checkpoints. \
+        OUTPUTDIR/align.json lists the models produced, λ, the margin, the predicted improvement and the \
+        budget (wall time and forward/backward tokens per stage); `dualign eval --run OUTPUTDIR` evaluates them.
+        """)
+
+    @Argument(help: "The method: \(AlignMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var method: AlignMethod
+    @OptionGroup var options: RunOptions
+
+    func run() throws {
+        let comm = try MPICommunicator.world()
+        var config = try options.resolve(task: .dpo, communicator: comm)
+        config.align.method = method
+        try config.align.validate()
+        comm.collectiveTimeout = config.distributed.collectiveTimeout
+        configureThreads(config.distributed.threads, ranks: comm.size)
+        if comm.rank == 0 { Output.line("resolved config:\n" + RunConfigLoader.json(config)) }
+        let tokenizerSource = try ModelSource.load(config.model, loadWeights: false)
+        let template = try chatTemplate(config, tokenizerSource)
+        let run = try PipelineRun(directory: URL(fileURLWithPath: config.outputDir), communicator: comm)
+        let context = AlignmentContext(config: config, communicator: comm, template: template, run: run)
+        switch method {
+        case .mocan: try MoCANPipeline(context: context).run()
+        case .pecan: try PeCANPipeline(context: context).run()
+        case .sacpo: try SACPOPipeline(context: context).run()
+        case .primalDual: try PrimalDualPipeline(context: context).run()
+        }
+        if comm.rank == 0 {
+            let b = run.totalBudget
+            Output.line(String(format: "aligned (%@): %.0f s, %.0f generated, %.0f forward, %.0f trained tokens; see %@/align.json",
+                               method.rawValue, b.seconds, b.generatedTokens, b.forwardTokens, b.trainTokens, config.outputDir))
+        }
+    }
+}
+
+extension AlignMethod: ExpressibleByArgument {}
