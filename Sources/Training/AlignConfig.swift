@@ -40,6 +40,9 @@ public struct AlignConfig: Codable, Equatable, Sendable {
     public var margin: Double?
     /// Required absolute E[g] (threshold); exclusive with `margin`.
     public var threshold: Double?
+    /// The margin as a fraction in (0, 1) of the largest the samples allow (mean over prompts of the best
+    /// sample's g, minus the reference mean): a scale-free choice when the cost model's scale is unknown.
+    public var marginFraction: Double?
     /// A chosen multiplier: skips the dual solve and reports the margin it guarantees.
     public var lambda: Double?
     /// Seed of the Bernoulli pseudo-labels (sampled once, recorded in the labelled pairs).
@@ -77,9 +80,11 @@ public struct AlignConfig: Codable, Equatable, Sendable {
             if costModel.isEmpty { throw fail("costModel", "give the cost model (final.gguf of `dualign train cost`)") }
         }
         if method == .mocan || method == .pecan {
-            if lambda == nil && (margin == nil) == (threshold == nil) {
-                throw fail("margin", "give exactly one of margin (improvement over the reference) or threshold (absolute), or a fixed lambda")
+            let bounds = [margin, threshold, marginFraction].compactMap { $0 }.count
+            if lambda == nil && bounds != 1 {
+                throw fail("margin", "give exactly one of margin (improvement over the reference), threshold (absolute) or marginFraction (of the largest feasible margin), or a fixed lambda")
             }
+            if let f = marginFraction, !(f > 0 && f < 1) { throw fail("marginFraction", "must be in (0, 1), got \(f)") }
             if let lambda, !(lambda >= 0 && lambda.isFinite) { throw fail("lambda", "must be finite and ≥ 0, got \(lambda)") }
         }
         if maxPrompts < 1 { throw fail("maxPrompts", "must be at least 1") }

@@ -109,6 +109,22 @@ public struct AlignmentContext {
         return (samples, budget)
     }
 
+    /// The stage that samples K responses per dual prompt from the reference into `samples.jsonl`;
+    /// returns its inputs hash (for the stages after it) and the number of samples.
+    public func referenceSamplesStage(_ name: String, prompts: [String]) throws -> (inputs: String, count: Int) {
+        let c = config, a = config.align
+        let inputs = Self.hash(["samples", Self.fileIdentity(c.model), c.data.template, "\(prompts)",
+                                "\(a.samplesPerPrompt) \(a.maxNewTokens) \(a.temperature) \(a.topP) \(a.sampleSeed)"])
+        let count: Int = try run.stage(name, inputs: inputs) { dir in
+            let loaded = try loadPolicy(c.model)
+            let (samples, budget) = try sample(loaded.model, tokenizer: try loaded.requireTokenizer(), prompts: prompts,
+                                               samplesPerPrompt: a.samplesPerPrompt, seed: a.sampleSeed)
+            if let samples { try MoCANPipeline.writeSamples(samples, to: dir.appendingPathComponent("samples.jsonl")) }
+            return (samples?.count ?? 0, budget)
+        }
+        return (inputs, count)
+    }
+
     /// Scores (prompt, response) rows with a score-head model; rank 0 gets the scores in row order.
     public func score(_ modelSpec: String, key: String, rows: [ScoringRow]) throws -> (scores: [Float]?, tokens: Double) {
         let loaded = try ModelSource.load(modelSpec, scoreHead: true)

@@ -5,18 +5,7 @@ import Foundation
 import Datasets
 
 /// A prompt-set file that cannot be read or parsed; names the file and line and says what to do.
-public struct PromptSetError: Error, CustomStringConvertible, Equatable, Sendable {
-    public let file: String
-    /// 1-based line at fault, when one line is.
-    public let line: Int?
-    public let message: String
-
-    public init(file: String, line: Int? = nil, _ message: String) {
-        self.file = file; self.line = line; self.message = message
-    }
-
-    public var description: String { line.map { "\(file):\($0): \(message)" } ?? "\(file): \(message)" }
-}
+public typealias PromptSetError = InputFileError
 
 /// The evaluation sets, by their names in outputs.
 public enum PromptSetName: String, Codable, CaseIterable, Sendable {

@@ -49,15 +49,7 @@ public struct MoCANPipeline {
         let c = context.config, a = c.align, run = context.run, comm = context.comm
         let prompts = try context.dualPrompts()
         let pairs = try context.pairs()
-        let sampleInputs = AlignmentContext.hash(["samples", AlignmentContext.fileIdentity(c.model), c.data.template, "\(prompts)",
-                                                  "\(a.samplesPerPrompt) \(a.maxNewTokens) \(a.temperature) \(a.topP) \(a.sampleSeed)"])
-        let sampleCount: Int = try run.stage("1-samples", inputs: sampleInputs) { dir in
-            let loaded = try context.loadPolicy(c.model)
-            let (samples, budget) = try context.sample(loaded.model, tokenizer: try loaded.requireTokenizer(), prompts: prompts,
-                                                       samplesPerPrompt: a.samplesPerPrompt, seed: a.sampleSeed)
-            if let samples { try Self.writeSamples(samples, to: dir.appendingPathComponent("samples.jsonl")) }
-            return (samples?.count ?? 0, budget)
-        }
+        let (sampleInputs, sampleCount) = try context.referenceSamplesStage("1-samples", prompts: prompts)
         let scoreInputs = AlignmentContext.hash([sampleInputs, "\(sampleCount)", AlignmentContext.fileIdentity(a.rewardModel),
                                                  AlignmentContext.fileIdentity(a.costModel), "\(a.scoreMaxLength)", "\(pairs.count)",
                                                  AlignmentContext.json(c.data.datasets)])
@@ -77,7 +69,7 @@ public struct MoCANPipeline {
             }
             return (result, StageBudget(forwardTokens: tokens))
         }
-        let dualInputs = AlignmentContext.hash([scoreInputs, "\(c.dpo.beta)", "\(String(describing: a.margin)) \(String(describing: a.threshold)) \(String(describing: a.lambda))"])
+        let dualInputs = AlignmentContext.hash([scoreInputs, "\(c.dpo.beta)", "\(String(describing: a.margin)) \(String(describing: a.threshold)) \(String(describing: a.marginFraction)) \(String(describing: a.lambda))"])
         let dual: DualStageResult = try run.stage("3-dual", inputs: dualInputs) { _ in
             guard comm.rank == 0 else { return (DualStageResult(lambda: [], improvement: [], margin: [], referenceUtility: [], iterations: 0), StageBudget()) }
             let file = run.stageDirectory("2-scores").appendingPathComponent("dual-scores.jsonl").path
@@ -115,8 +107,8 @@ public struct MoCANPipeline {
             let guaranteed = try problem.marginGuaranteed(byLambda: [λ])
             return DualStageResult(lambda: [λ], improvement: guaranteed, margin: guaranteed, referenceUtility: reference, iterations: 0)
         }
-        let bounds: DualBounds = a.margin.map { .margins([$0]) } ?? .thresholds([a.threshold!])
-        let margin = a.margin.map { [$0] } ?? [a.threshold! - reference[0]]
+        let margin = [a.margin ?? a.marginFraction.map { $0 * scores.largestMargins[0] } ?? (a.threshold! - reference[0])]
+        let bounds: DualBounds = .margins(margin)
         let solution = try DualProblem(scores: scores, beta: beta, bounds: bounds).solve()
         return DualStageResult(lambda: solution.lambda, dual: solution.dual, gradient: solution.gradient, improvement: solution.improvement,
                                margin: margin, referenceUtility: reference, iterations: solution.iterations, objective: solution.objective)

@@ -43,20 +43,12 @@ public struct PeCANPipeline {
             }
             policies.append(result.model)
         }
-        let sampleInputs = AlignmentContext.hash(["samples", AlignmentContext.fileIdentity(c.model), c.data.template, "\(prompts)",
-                                                  "\(a.samplesPerPrompt) \(a.maxNewTokens) \(a.temperature) \(a.topP) \(a.sampleSeed)"])
-        let sampleCount: Int = try run.stage("3-samples", inputs: sampleInputs) { dir in
-            let loaded = try context.loadPolicy(c.model)
-            let (samples, budget) = try context.sample(loaded.model, tokenizer: try loaded.requireTokenizer(), prompts: prompts,
-                                                       samplesPerPrompt: a.samplesPerPrompt, seed: a.sampleSeed)
-            if let samples { try MoCANPipeline.writeSamples(samples, to: dir.appendingPathComponent("samples.jsonl")) }
-            return (samples?.count ?? 0, budget)
-        }
+        let (sampleInputs, sampleCount) = try context.referenceSamplesStage("3-samples", prompts: prompts)
         let ratioInputs = AlignmentContext.hash([sampleInputs, "\(sampleCount)", "\(policies)", AlignmentContext.json(c.data)])
         let ratios: PeCANLogRatios = try run.stage("4-logprobs", inputs: ratioInputs) { _ in
             try logRatios(pairs: pairs, policies: policies.map(context.path))
         }
-        let dualInputs = AlignmentContext.hash([ratioInputs, "\(c.dpo.beta) \(String(describing: a.margin)) \(String(describing: a.lambda))"])
+        let dualInputs = AlignmentContext.hash([ratioInputs, "\(c.dpo.beta) \(String(describing: a.margin)) \(String(describing: a.marginFraction)) \(String(describing: a.lambda))"])
         let K = a.samplesPerPrompt
         let dual: DualStageResult = try run.stage("5-dual", inputs: dualInputs) { _ in
             guard comm.rank == 0 else { return (DualStageResult(lambda: [], improvement: [], margin: [], referenceUtility: [], iterations: 0), StageBudget()) }
@@ -64,7 +56,10 @@ public struct PeCANPipeline {
                 PeCANPrompt(referenceLogProbs: Array(ratios.sampleReference[i..<i + K]), helpfulLogProbs: Array(ratios.sampleHelpful[i..<i + K]),
                             safeLogProbs: Array(ratios.sampleSafe[i..<i + K]))
             }
-            let pecan = try PeCANDual(prompts: perPrompt, beta: c.dpo.beta, margins: [a.margin ?? 0])
+            var pecan = try PeCANDual(prompts: perPrompt, beta: c.dpo.beta, margins: [a.margin ?? 0])
+            // marginFraction: of the largest margin the samples allow, converted from log-ratio to reward units (× β).
+            let margin = a.margin ?? (a.marginFraction ?? 0) * pecan.problem.scores.largestMargins[0] * c.dpo.beta
+            if a.margin == nil && a.lambda == nil { pecan = try PeCANDual(prompts: perPrompt, beta: c.dpo.beta, margins: [margin]) }
             let reference = [-pecan.klEstimates[0] * c.dpo.beta]
             if let λ = a.lambda {
                 let guaranteed = try pecan.problem.marginGuaranteed(byLambda: [λ]).map { $0 * c.dpo.beta }
@@ -72,11 +67,11 @@ public struct PeCANPipeline {
             }
             let s: DualSolution
             do { s = try pecan.solve() } catch {
-                throw TrainingError(message: "PeCAN dual: margin \(a.margin!) is b/β = \(a.margin! / c.dpo.beta) in the dual's log-ratio units; multiply the limits below by β = \(c.dpo.beta) for align.margin: \(error)")
+                throw TrainingError(message: "PeCAN dual: margin \(margin) is b/β = \(margin / c.dpo.beta) in the dual's log-ratio units; multiply the limits below by β = \(c.dpo.beta) for align.margin: \(error)")
             }
             // The dual works in log-ratio units (reward/β); improvements are reported in reward units.
             return (DualStageResult(lambda: s.lambda, dual: s.dual, gradient: s.gradient, improvement: s.improvement.map { $0 * c.dpo.beta },
-                                    margin: [a.margin!], referenceUtility: reference, iterations: s.iterations, objective: s.objective), StageBudget())
+                                    margin: [margin], referenceUtility: reference, iterations: s.iterations, objective: s.objective), StageBudget())
         }
         run.record("dual", ["dual/lambda": dual.lambda[0], "dual/predicted_improvement": dual.improvement[0], "dual/margin": dual.margin[0],
                             "dual/objective": dual.dual ?? .nan, "dual/iterations": Double(dual.iterations)])

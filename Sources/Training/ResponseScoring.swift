@@ -10,7 +10,11 @@ import Datasets
 import Distributed
 
 /// A problem with a scoring input or model; names the file, line or field and says what to do.
-public struct ResponseScoringError: Error, CustomStringConvertible, Equatable {
+public typealias ResponseScoringError = InputFileError
+
+/// A user's input file that cannot be used (a row to score, a prompt set): the file, the line when one
+/// line is at fault, and what to do.
+public struct InputFileError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The file (or model) at fault.
     public let file: String
     /// The 1-based line of the row at fault, if one row is.

@@ -48,6 +48,7 @@ public enum RunConfigLoader {
         c.align.margin = 0
         c.align.threshold = 0
         c.align.lambda = 0
+        c.align.marginFraction = 0
         return try JSONSerialization.jsonObject(with: JSONEncoder().encode(c)) as! [String: Any]
     }
 

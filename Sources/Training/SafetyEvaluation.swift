@@ -49,21 +49,14 @@ public struct SafetyEvaluator {
             .map { $0.element..<min($0.element + batchSize, count) }
     }
 
-    /// The score model's token sequence of a (prompt, response): chat-template prompt, response,
-    /// end-of-turn — as `ResponseScorer.sequence` renders it, except that an empty response is scored
-    /// as the bare end-of-turn (the model said nothing) instead of being an error. A response that
-    /// does not fit `maxLength` is truncated.
+    /// The score model's token sequence of a (prompt, response), as `ResponseScorer.sequence` renders it,
+    /// except that an empty response is scored as the bare end-of-turn (the model said nothing).
     ///
     /// - Throws: `ResponseScoringError` when the prompt alone leaves no room within `maxLength`.
     public static func scoreSequence(_ scorer: ResponseScorer, prompt: String, response: String) throws -> [Int32] {
-        let p = scorer.template.renderPrompt([.user(prompt)]).tokens
-        var r = scorer.template.responseTokens(response)
-        let budget = scorer.maxLength - p.count
-        guard budget >= 1 else {
-            throw ResponseScoringError(file: "prompt '\(prompt.prefix(60))'", "has \(p.count) tokens, leaving no room for a response within \(scorer.maxLength); raise --max-length (model limit \(scorer.model.config.maxPositions))")
-        }
-        if r.count > budget { r = Array(r.prefix(budget)) }
-        return (p + r).map(Int32.init)
+        var scorer = scorer
+        scorer.scoresEmptyResponses = true
+        return try scorer.sequence(ScoringRow(prompt: prompt, response: response), source: "prompt '\(prompt.prefix(60))'")
     }
 
     /// One response as it travels between ranks (scores as exact float bits).

@@ -112,6 +112,12 @@ final class AlignmentPipelineTests: XCTestCase {
         var threshold = AlignConfig()
         threshold.threshold = 0.875
         XCTAssertEqual(try MoCANPipeline.solveDual(scores: try DualScores(prompts: prompts), beta: 0.1, align: threshold).lambda[0], 0.948537, accuracy: 1e-5)
+        // A fraction of the largest feasible margin: mean over prompts of the best g (1.5, 2) minus the mean g 0.375.
+        var fraction = AlignConfig()
+        fraction.marginFraction = 0.5 / 1.375
+        let byFraction = try MoCANPipeline.solveDual(scores: try DualScores(prompts: prompts), beta: 0.1, align: fraction)
+        XCTAssertEqual(byFraction.margin[0], 0.5, accuracy: 1e-12)
+        XCTAssertEqual(byFraction.lambda[0], 0.948537, accuracy: 1e-5)
     }
 
     func testBatchesAreTheSameForEveryNumberOfRanks() {
