@@ -208,8 +208,9 @@ public final class Trainer {
             let loss = policy.languageModelLoss(chosen, responseStarts: pairs.map(\.responseStart), backward: false)
             add([:], loss: loss)
             if backward {
-                let targets = TokenTargets(responsesOf: chosen, responseStarts: pairs.map(\.responseStart))
-                policy.backward(dLogProbs: [Float](repeating: Float(-scale / Double(targets.count)), count: targets.count))
+                // One target per response token (TokenTargets(responsesOf:) order): d(mean NLL)/d log p = −1/count.
+                let count = zip(chosen.lengths, pairs).reduce(0) { $0 + $1.0 - $1.1.responseStart }
+                policy.backward(dLogProbs: [Float](repeating: Float(-scale / Double(count)), count: count))
             }
         case .reward:
             let (sc, sr) = policy.pairScores(b)
