@@ -223,6 +223,19 @@ public enum EvaluationReport {
                 return "\(cell(g.meanReward)) / \(cell(g.meanCost)) / \(cell(g.safeRate)) / \(cell(g.refusalRate))"
             }.joined(separator: " | ") + " |\n"
         }
+        let budgeted = models.filter { $0.model.budget != nil }
+        if !budgeted.isEmpty {
+            s += "\nBudget of the alignment run each model came from (`align.json`; a run that produced several models lists the whole run's):\n\n"
+            s += "| model | method | wall time (s) | generated tokens | forward tokens | trained tokens |\n|---|---|---|---|---|---|\n"
+            for e in budgeted {
+                func number(_ key: String) -> Double? {
+                    guard case .object(let o)? = e.model.budget, case .number(let x)? = o[key] else { return nil }
+                    return x
+                }
+                s += "| \(e.model.name) | \(e.model.method ?? "–") | \(cell(number("seconds"), 0)) | \(cell(number("generatedTokens"), 0)) | "
+                s += "\(cell(number("forwardTokens"), 0)) | \(cell(number("trainTokens"), 0)) |\n"
+            }
+        }
         s += "\nFiles: `eval.json` (every number), `generations/<model>.jsonl` (every response), `plot.svg` and `plot.png` "
         s += "(mean reward against mean −cost, one point per model).\n"
         return s

@@ -96,7 +96,7 @@ final class EvaluationMetricsTests: XCTestCase {
         let ref = ModelEvaluation(model: EvalModelSpec(name: "reference", path: "ref.gguf"),
                                   metrics: EvaluationMetrics.summarize(reference), comparison: nil)
         let aligned = ModelEvaluation(model: EvalModelSpec(name: "mocan", path: "m.gguf", method: "mocan", lambda: [0.8], margin: [0.5],
-                                                           predictedImprovement: [0.4], budget: .object(["tokens": .number(12)])),
+                                                           predictedImprovement: [0.4], budget: .object(["tokens": .number(12), "seconds": .number(61.6)])),
                                       metrics: EvaluationMetrics.summarize(model),
                                       comparison: try EvaluationMetrics.compare(model, reference: reference))
         let json = try EvaluationReport.json(settings: settings, reference: ref, models: [aligned])
@@ -110,7 +110,8 @@ final class EvaluationMetricsTests: XCTestCase {
 
         let md = EvaluationReport.markdown(settings: settings, reference: ref, models: [aligned])
         let rows = md.split(separator: "\n").filter { $0.hasPrefix("| mocan |") }
-        XCTAssertEqual(rows.count, 2, "one row in the main table, one in the per-set table:\n\(md)")
+        XCTAssertEqual(rows.count, 3, "one row in the main table, one in the per-set table, one in the budget table:\n\(md)")
+        XCTAssertTrue(rows[2].hasPrefix("| mocan | mocan | 62 | – |"), String(rows[2]))
         XCTAssertTrue(rows[0].contains("| 0.800 | 0.500 | 0.400 | 0.200 | 0.667 |"), String(rows[0]))
         XCTAssertTrue(md.contains("| reference |"))
 
