@@ -137,7 +137,7 @@ public struct AlignmentContext {
         let sequences = try rows.map { try scorer.sequence($0, source: key) }
         var mine: [(index: Int, score: Float)] = []
         var tokens = 0.0
-        for chunk in Self.batches(lengths: sequences.map(\.count), batchSize: config.align.batchSize, rank: comm.rank, size: comm.size) {
+        for chunk in RankBatches.longestFirst(lengths: sequences.map(\.count), batchSize: config.align.batchSize, rank: comm.rank, size: comm.size) {
             for (i, v) in zip(chunk, scorer.scoreTokens(chunk.map { sequences[$0] })) { mine.append((i, v)) }
             tokens += Double(chunk.reduce(0) { $0 + sequences[$1].count })
         }
@@ -162,7 +162,7 @@ public struct AlignmentContext {
         var local = [Double](repeating: 0, count: prompts.count)
         var tokens = 0.0
         let lengths = prompts.indices.map { prompts[$0].count + responses[$0].count }
-        for chunk in Self.batches(lengths: lengths, batchSize: config.align.batchSize, rank: comm.rank, size: comm.size) {
+        for chunk in RankBatches.longestFirst(lengths: lengths, batchSize: config.align.batchSize, rank: comm.rank, size: comm.size) {
             let batch = TokenBatch(sequences: chunk.map { prompts[$0] + responses[$0] })
             let values = model.sequenceLogProbs(batch, responseStarts: chunk.map { prompts[$0].count })
             for (i, v) in zip(chunk, values) { local[i] = v }
@@ -170,15 +170,6 @@ public struct AlignmentContext {
         }
         try comm.allReduceSum(&local)
         return (local, try comm.allReduceSum(tokens))
-    }
-
-    /// This rank's batches of row indices: all rows sorted longest first (little padding), cut into
-    /// batches of `batchSize`, batch c on rank c mod size — the same batches, so the same bits, for any size.
-    public static func batches(lengths: [Int], batchSize: Int, rank: Int, size: Int) -> [[Int]] {
-        let order = lengths.indices.sorted { (lengths[$0], $1) > (lengths[$1], $0) }
-        return stride(from: 0, to: order.count, by: batchSize).enumerated()
-            .filter { $0.offset % size == rank }
-            .map { Array(order[$0.element..<min($0.element + batchSize, order.count)]) }
     }
 
     // MARK: - Relabelled pairs and DPO

@@ -52,14 +52,13 @@ public struct PromptSampler {
         return s
     }
 
-    /// The samples of the batches this rank owns, in (prompt, sample) order. The (prompt, sample) jobs are
-    /// cut into batches of `batchSize` and batch c runs on rank c mod size, so every batch — and hence
-    /// every sampled token, to the last bit — is the same whatever the number of ranks.
+    /// The samples of the batches this rank owns, in (prompt, sample) order: the (prompt, sample) jobs are
+    /// cut by `RankBatches.ranges`, so every sampled token is the same whatever the number of ranks.
     public func sampleShard(_ prompts: [String], samplesPerPrompt K: Int, rank: Int, size: Int) -> [PromptSample] {
         let all = prompts.indices.flatMap { i in (0..<K).map { (i, $0) } }
         var out: [PromptSample] = []
-        for (c, start) in stride(from: 0, to: all.count, by: batchSize).enumerated() where c % size == rank {
-            let chunk = Array(all[start..<min(start + batchSize, all.count)])
+        for batch in RankBatches.ranges(count: all.count, batchSize: batchSize, rank: rank, size: size) {
+            let chunk = Array(all[batch])
             let generated = model.generate(prompts: chunk.map { promptTokens(prompts[$0.0]) }, options: options, stopTokens: stopTokens,
                                            sampleIDs: chunk.map { UInt64($0.0 * K + $0.1) })
             for (job, g) in zip(chunk, generated) {

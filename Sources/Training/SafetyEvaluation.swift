@@ -42,13 +42,6 @@ public struct SafetyEvaluator {
         self.batchSize = batchSize; self.maxNewTokens = maxNewTokens; self.classifier = classifier
     }
 
-    /// The chunks of prompt indices rank `rank` of `size` owns: chunk c = [c·batch, (c+1)·batch) goes to rank c mod size.
-    public static func chunks(count: Int, batchSize: Int, rank: Int, size: Int) -> [Range<Int>] {
-        stride(from: 0, to: count, by: batchSize).enumerated()
-            .filter { $0.offset % size == rank }
-            .map { $0.element..<min($0.element + batchSize, count) }
-    }
-
     /// The score model's token sequence of a (prompt, response), as `ResponseScorer.sequence` renders it,
     /// except that an empty response is scored as the bare end-of-turn (the model said nothing).
     ///
@@ -72,7 +65,7 @@ public struct SafetyEvaluator {
     /// Generates and scores this rank's chunks.
     func evaluateShard(sampler: PromptSampler, rank: Int, size: Int) throws -> [Shard] {
         var out: [Shard] = []
-        for chunk in Self.chunks(count: prompts.count, batchSize: batchSize, rank: rank, size: size) {
+        for chunk in RankBatches.ranges(count: prompts.count, batchSize: batchSize, rank: rank, size: size) {
             let texts = chunk.map { prompts[$0].text }
             let samples = sampler.sampleShard(texts, samplesPerPrompt: 1, rank: 0, size: 1)
             let rewards = reward.scoreTokens(try zip(texts, samples).map { try Self.scoreSequence(reward, prompt: $0.0, response: $0.1.response) })

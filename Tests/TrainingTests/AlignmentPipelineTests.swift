@@ -122,12 +122,12 @@ final class AlignmentPipelineTests: XCTestCase {
 
     func testBatchesAreTheSameForEveryNumberOfRanks() {
         let lengths = (0..<37).map { ($0 * 7919) % 23 }
-        let one = AlignmentContext.batches(lengths: lengths, batchSize: 4, rank: 0, size: 1)
+        let one = RankBatches.longestFirst(lengths: lengths, batchSize: 4, rank: 0, size: 1)
         XCTAssertEqual(one.flatMap { $0 }.sorted(), Array(0..<37))
         XCTAssertTrue(one.dropLast().allSatisfy { $0.count == 4 })
         XCTAssertEqual(one.flatMap { $0 }.map { lengths[$0] }, lengths.sorted(by: >), "longest first")
         for size in 2...5 {
-            let shards = (0..<size).map { AlignmentContext.batches(lengths: lengths, batchSize: 4, rank: $0, size: size) }
+            let shards = (0..<size).map { RankBatches.longestFirst(lengths: lengths, batchSize: 4, rank: $0, size: size) }
             var merged: [[Int]] = []
             for c in 0..<one.count { merged.append(shards[c % size][c / size]) }
             XCTAssertEqual(merged, one, "size \(size)")
