@@ -21,6 +21,12 @@ public struct PseudoLabel: Sendable, Equatable, Codable {
         self.probability = probability
         self.prefersSecond = prefersSecond
     }
+
+    /// Draws I ∼ Bernoulli(probability) from `rng` (one 53-bit uniform per call).
+    public static func draw<G: RandomNumberGenerator>(probability: Double, rng: inout G) -> PseudoLabel {
+        let u = Double(rng.next() >> 11) * 0x1p-53
+        return PseudoLabel(probability: probability, prefersSecond: u < probability)
+    }
 }
 
 /// P(y1 ≻ y0) = σ(scale·((r1 + λᵀg1) − (r0 + λᵀg0))) for m constraints, computed without overflow.
@@ -42,9 +48,7 @@ public func pseudoLabelProbability(r0: Double, g0: Double, r1: Double, g1: Doubl
 /// Draws the label I ∼ Bernoulli(P(y1 ≻ y0)) from `rng` (one 53-bit uniform per call) for m constraints.
 public func pseudoLabel<G: RandomNumberGenerator>(r0: Double, g0: [Double], r1: Double, g1: [Double], lambda: [Double],
                                                   scale: Double = 1, rng: inout G) -> PseudoLabel {
-    let p = pseudoLabelProbability(r0: r0, g0: g0, r1: r1, g1: g1, lambda: lambda, scale: scale)
-    let u = Double(rng.next() >> 11) * 0x1p-53
-    return PseudoLabel(probability: p, prefersSecond: u < p)
+    PseudoLabel.draw(probability: pseudoLabelProbability(r0: r0, g0: g0, r1: r1, g1: g1, lambda: lambda, scale: scale), rng: &rng)
 }
 
 /// Draws the label I ∼ Bernoulli(P(y1 ≻ y0)) for one constraint.

@@ -3,6 +3,7 @@
 // DPO stage run through the Trainer (with its checkpoints) from a chosen initial policy and reference.
 
 import Foundation
+import Alignment
 import Datasets
 import Distributed
 import Models
@@ -119,7 +120,7 @@ public struct AlignmentContext {
             let loaded = try loadPolicy(c.model)
             let (samples, budget) = try sample(loaded.model, tokenizer: try loaded.requireTokenizer(), prompts: prompts,
                                                samplesPerPrompt: a.samplesPerPrompt, seed: a.sampleSeed)
-            if let samples { try MoCANPipeline.writeSamples(samples, to: dir.appendingPathComponent("samples.jsonl")) }
+            if let samples { try Data(PromptSample.jsonLines(samples).utf8).write(to: dir.appendingPathComponent("samples.jsonl"), options: .atomic) }
             return (samples?.count ?? 0, budget)
         }
         return (inputs, count)
@@ -190,10 +191,9 @@ public struct AlignmentContext {
         -> [(pair: PreferencePair, chosen: String, rejected: String, probability: Double)] {
         var rng = Tensors.SplitMix64(seed: seed)
         return pairs.indices.map { i in
-            let p = probability(i)
-            let u = Double(rng.next() >> 11) * 0x1p-53
-            let second = u < p
+            let label = PseudoLabel.draw(probability: probability(i), rng: &rng)
             // y0 = the pair's chosen response, y1 = its rejected one.
+            let (p, second) = (label.probability, label.prefersSecond)
             return (pairs[i], second ? pairs[i].rejected : pairs[i].chosen, second ? pairs[i].chosen : pairs[i].rejected, p)
         }
     }

@@ -54,7 +54,7 @@ public struct MoCANPipeline {
                                                  AlignmentContext.fileIdentity(a.costModel), "\(a.scoreMaxLength)", "\(pairs.count)",
                                                  AlignmentContext.json(c.data.datasets)])
         let scores: PairScores = try run.stage("2-scores", inputs: scoreInputs) { dir in
-            let samples = try Self.readSamples(run.stageDirectory("1-samples").appendingPathComponent("samples.jsonl"))
+            let samples = try PromptSample.read(jsonLines: run.stageDirectory("1-samples").appendingPathComponent("samples.jsonl"))
             let rows = samples.map { ScoringRow(prompt: $0.prompt, response: $0.response) } + AlignmentContext.pairRows(pairs)
             let (rewards, costs, tokens) = try context.rewardsAndCosts(rows)
             var result = PairScores(rewards: [], costs: [])
@@ -112,21 +112,6 @@ public struct MoCANPipeline {
         let solution = try DualProblem(scores: scores, beta: beta, bounds: bounds).solve()
         return DualStageResult(lambda: solution.lambda, dual: solution.dual, gradient: solution.gradient, improvement: solution.improvement,
                                margin: margin, referenceUtility: reference, iterations: solution.iterations, objective: solution.objective)
-    }
-
-    static func writeSamples(_ samples: [PromptSample], to url: URL) throws {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var data = Data()
-        for s in samples { data += try enc.encode(s) + Data("\n".utf8) }
-        try data.write(to: url, options: .atomic)
-    }
-
-    static func readSamples(_ url: URL) throws -> [PromptSample] {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw TrainingError(message: "\(url.path) is missing; delete its stage directory and rerun to sample again")
-        }
-        return try data.split(separator: UInt8(ascii: "\n")).map { try JSONDecoder().decode(PromptSample.self, from: Data($0)) }
     }
 }
 

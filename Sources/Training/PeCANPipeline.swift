@@ -101,7 +101,7 @@ public struct PeCANPipeline {
     /// ℓ_ref, ℓ_h, ℓ_s of the samples and of both responses of every pair (sharded over ranks).
     func logRatios(pairs: [PreferencePair], policies: [String]) throws -> (PeCANLogRatios, StageBudget) {
         let c = context.config
-        let samples = try MoCANPipeline.readSamples(context.run.stageDirectory("3-samples").appendingPathComponent("samples.jsonl"))
+        let samples = try PromptSample.read(jsonLines: context.run.stageDirectory("3-samples").appendingPathComponent("samples.jsonl"))
         let tokenizer = try PairTokenizer(template: context.template,
                                           limits: TruncationLimits(maxLength: c.data.maxLength, maxPromptLength: c.data.maxPromptLength))
         var prompts: [[Int32]] = [], responses: [[Int32]] = []

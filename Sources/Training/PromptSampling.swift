@@ -24,6 +24,23 @@ public struct PromptSample: Codable, Equatable, Sendable {
     }
 }
 
+extension PromptSample {
+    /// Samples as JSON Lines (sorted keys), the format `dualign generate --prompts` and the pipelines write.
+    public static func jsonLines(_ samples: [PromptSample]) throws -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try samples.map { String(decoding: try enc.encode($0), as: UTF8.self) + "\n" }.joined()
+    }
+
+    /// Reads a JSON Lines file of samples; a missing file is an error that says how to recompute it.
+    public static func read(jsonLines url: URL) throws -> [PromptSample] {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw TrainingError(message: "\(url.path) is missing; delete its stage directory and rerun to sample again")
+        }
+        return try data.split(separator: UInt8(ascii: "\n")).map { try JSONDecoder().decode(PromptSample.self, from: Data($0)) }
+    }
+}
+
 /// Samples responses to prompts with a model and its chat template.
 public struct PromptSampler {
     public let model: Transformer

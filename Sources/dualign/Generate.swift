@@ -71,11 +71,7 @@ struct Generate: ParsableCommand {
         let list = try PromptFile.read(prompts!)
         let start = Date()
         if let all = try sampler.sampleAll(list, samplesPerPrompt: samples, communicator: comm) {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            var text = ""
-            for s in all { text += String(decoding: try enc.encode(s), as: UTF8.self) + "\n" }
-            try text.write(toFile: out!, atomically: true, encoding: .utf8)
+            try PromptSample.jsonLines(all).write(toFile: out!, atomically: true, encoding: .utf8)
             let tokens = all.reduce(0) { $0 + $1.tokens.count }
             let seconds = Date().timeIntervalSince(start)
             Output.line("wrote \(all.count) samples of \(list.count) prompts to \(out!) (\(tokens) tokens, \(String(format: "%.1f", Double(tokens) / seconds)) tokens/s over \(comm.size) rank(s))")
