@@ -53,8 +53,8 @@ public enum PromptSets {
     }
 
     /// XSTest prompts (`id,prompt,type,label,…`) read with the Datasets `prompts` schema; with a
-    /// held-out split only the prompts it holds out are kept, keyed by the prompt trimmed of
-    /// surrounding whitespace (the key the score-model trainer excludes).
+    /// held-out split only the prompts it holds out are kept, keyed by `LoadedDataset.heldOutKey` (the
+    /// key the score-model trainer's `excludeHeldOutPrompts` leaves out).
     public static func loadXSTest(_ path: String, heldOut split: HeldOutSplit?) throws -> [EvalPrompt] {
         var options = DatasetOptions()
         options.columns.category = "type"
@@ -66,7 +66,8 @@ public enum PromptSets {
                 throw PromptSetError(file: record.source.file, line: record.source.line,
                                      "label is '\(record.label ?? "")'; XSTest prompts need label safe or unsafe")
             }
-            if let split, split.fraction > 0, !split.isHeldOut(text) { continue }
+            // The same key the training side's `excludeHeldOutPrompts` leaves out.
+            if let split, split.fraction > 0, !split.isHeldOut(LoadedDataset.heldOutKey(record.prompt)) { continue }
             prompts.append(EvalPrompt(set: .xstest, text: text, label: label, category: record.category))
         }
         return prompts
