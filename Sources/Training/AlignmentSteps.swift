@@ -64,14 +64,12 @@ public struct AlignmentContext {
         return out
     }
 
-    /// The preference pairs of `data.datasets` (safety pairs when a dataset has no plain pairs), in order.
-    public func pairs(aspects: [PreferenceAspect]? = nil) throws -> [PreferencePair] {
+    /// The preference pairs of `specs` (default `data.datasets`; safety pairs when a dataset has no plain pairs), in order.
+    public func pairs(in specs: [DatasetSpec]? = nil) throws -> [PreferencePair] {
         var out: [PreferencePair] = []
-        for spec in config.data.datasets {
+        for spec in specs ?? config.data.datasets {
             let d = try spec.load()
-            var pairs = d.pairs.isEmpty ? d.safetyPairs.map(\.preferencePair) : d.pairs
-            if let aspects { pairs = pairs.filter { aspects.contains($0.aspect) || ($0.aspect == .general && aspects.contains(.general)) } }
-            out += pairs
+            out += d.pairs.isEmpty ? d.safetyPairs.map(\.preferencePair) : d.pairs
         }
         // data.maxPairs caps the training pairs: keep as many (plus the held-out share), evenly spaced.
         if let n = config.data.maxPairs, n > 0 {
@@ -80,24 +78,20 @@ public struct AlignmentContext {
             if out.count > cap { out = (0..<cap).map { out[$0 * out.count / cap] } }
         }
         guard !out.isEmpty else {
-            throw RunConfigError(key: "data.datasets", message: "no preference pairs\(aspects.map { " about \($0.map(\.rawValue))" } ?? "") in the listed datasets")
+            let aspects = Set((specs ?? []).compactMap(\.options.aspects).joined()).map(\.rawValue).sorted()
+            throw RunConfigError(key: "data.datasets", message: "no preference pairs\(aspects.isEmpty ? "" : " about \(aspects)") in the listed datasets")
         }
         return out
     }
 
     // MARK: - Models
 
-    /// Loads a policy (its weights on every rank).
-    public func loadPolicy(_ spec: String, trainable: Bool = false) throws -> LoadedModel {
-        try ModelSource.load(spec, trainable: trainable)
-    }
-
     /// K samples of each prompt from `model`; rank 0 gets them in (prompt, sample) order, with the tokens spent.
     public func sample(_ model: Transformer, tokenizer: BPETokenizer, prompts: [String], samplesPerPrompt K: Int,
-                       seed: UInt64, temperature: Double? = nil) throws -> (samples: [PromptSample]?, budget: StageBudget) {
+                       seed: UInt64) throws -> (samples: [PromptSample]?, budget: StageBudget) {
         let a = config.align
         var sampler = PromptSampler(model: model, tokenizer: tokenizer, template: template,
-                                    options: SamplingOptions(temperature: Float(temperature ?? a.temperature), topP: Float(a.topP),
+                                    options: SamplingOptions(temperature: Float(a.temperature), topP: Float(a.topP),
                                                              maxNewTokens: a.maxNewTokens, seed: seed))
         sampler.batchSize = a.batchSize
         let samples = try sampler.sampleAll(prompts, samplesPerPrompt: K, communicator: comm)
@@ -117,7 +111,7 @@ public struct AlignmentContext {
         let inputs = Self.hash(["samples", Self.fileIdentity(c.model), c.data.template, "\(prompts)",
                                 "\(a.samplesPerPrompt) \(a.maxNewTokens) \(a.temperature) \(a.topP) \(a.sampleSeed)"])
         let count: Int = try run.stage(name, inputs: inputs) { dir in
-            let loaded = try loadPolicy(c.model)
+            let loaded = try ModelSource.load(c.model)
             let (samples, budget) = try sample(loaded.model, tokenizer: try loaded.requireTokenizer(), prompts: prompts,
                                                samplesPerPrompt: a.samplesPerPrompt, seed: a.sampleSeed)
             if let samples { try Data(PromptSample.jsonLines(samples).utf8).write(to: dir.appendingPathComponent("samples.jsonl"), options: .atomic) }

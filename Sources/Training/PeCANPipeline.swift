@@ -121,7 +121,7 @@ public struct PeCANPipeline {
         var values: [[Double]] = []
         var budget = StageBudget()
         for spec in [c.model] + policies {
-            let model = try context.loadPolicy(spec).model
+            let model = try ModelSource.load(spec).model
             let (v, tokens) = try context.sequenceLogProbs(model, prompts: prompts, responses: responses)
             values.append(v)
             budget.forwardTokens += tokens

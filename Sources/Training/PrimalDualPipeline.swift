@@ -43,7 +43,7 @@ public struct PrimalDualPipeline {
             let roundPrompts = (0..<a.promptsPerRound).map { prompts[(start + $0) % prompts.count] }
             inputs = AlignmentContext.hash([inputs, "round \(r)", policy])
             let estimate: RoundEstimate = try run.stage("\(r).1-sample-score", inputs: inputs) { _ in
-                let loaded = try context.loadPolicy(r == 1 ? c.model : context.path(policy))
+                let loaded = try ModelSource.load(r == 1 ? c.model : context.path(policy))
                 let (samples, sampling) = try context.sample(loaded.model, tokenizer: try loaded.requireTokenizer(), prompts: roundPrompts,
                                                              samplesPerPrompt: a.samplesPerPrompt, seed: a.sampleSeed &+ UInt64(r))
                 let rows = try comm.broadcastString(samples.map { AlignmentContext.json($0.map { [$0.prompt, $0.response] }) } ?? "", root: 0)

@@ -15,7 +15,7 @@ public struct SACPOPipeline {
     public func run() throws {
         let c = context.config, a = c.align, run = context.run
         let (first, second): (PreferenceAspect, PreferenceAspect) = a.order == .helpfulnessFirst ? (.helpfulness, .harmlessness) : (.harmlessness, .helpfulness)
-        for aspect in [first, second] { _ = try context.pairs(aspects: [aspect]) }  // fail early on a missing aspect
+        for aspect in [first, second] { _ = try context.pairs(in: context.datasets(aspect: aspect)) }  // fail early on a missing aspect
         let name1 = "dpo-\(first.rawValue)"
         let inputs1 = AlignmentContext.hash(["sacpo", name1, c.trainingHash])
         let stage1: AlignmentContext.DPOResult = try run.stage("1-\(name1)", inputs: inputs1) { dir in
