@@ -12,22 +12,6 @@ import Distributed
 /// A problem with a scoring input or model; names the file, line or field and says what to do.
 public typealias ResponseScoringError = InputFileError
 
-/// A user's input file that cannot be used (a row to score, a prompt set): the file, the line when one
-/// line is at fault, and what to do.
-public struct InputFileError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// The file (or model) at fault.
-    public let file: String
-    /// The 1-based line of the row at fault, if one row is.
-    public let line: Int?
-    public let message: String
-
-    public init(file: String, line: Int? = nil, _ message: String) {
-        self.file = file; self.line = line; self.message = message
-    }
-
-    public var description: String { line.map { "\(file):\($0): \(message)" } ?? "\(file): \(message)" }
-}
-
 /// One input row: the prompt and response to score and the original JSON line (passed through).
 public struct ScoringRow: Equatable, Sendable {
     public var prompt: String

@@ -4,10 +4,9 @@
 
 import Foundation
 import XCTest
-import Datasets
-@testable import Training
+@testable import Datasets
 
-final class HarmfulPromptSetsTests: XCTestCase {
+final class EvaluationPromptSetsTests: XCTestCase {
     let sample = """
     dataset_name: adv_bench
     description: 'A description that runs

@@ -2,7 +2,6 @@
 // text) and XSTest's prompts CSV (through Datasets), as typed prompts tagged with their set.
 
 import Foundation
-import Datasets
 
 /// A prompt-set file that cannot be read or parsed; names the file and line and says what to do.
 public typealias PromptSetError = InputFileError
