@@ -24,18 +24,29 @@ let package = Package(
         // Processor floating-point environment (flush-to-zero); no API beyond two inline functions.
         .target(name: "CShims"),
 
+        // Modules, each above the ones it uses (one-way dependencies; see the shared design notes).
         .target(name: "Tensors", dependencies: ["COpenBLAS", "CShims"]),
-        .target(name: "Models", dependencies: ["Tensors"]),
+        .target(name: "Formats", dependencies: ["Tensors"]),
         .target(name: "Tokenizers"),
-        .target(name: "Datasets", dependencies: ["Tokenizers", "CZlib"]),
+        .target(name: "Models", dependencies: ["Tensors", "Formats", "Tokenizers"]),
+        .target(name: "Datasets", dependencies: ["Tensors", "Tokenizers", "CZlib"]),
         .target(name: "Alignment", dependencies: ["Tensors"]),
         .target(name: "Distributed", dependencies: ["CMPI"]),
-        .target(name: "Checkpoints", dependencies: ["CZstd"]),
+        .target(name: "Checkpoints", dependencies: ["Formats", "CZstd"]),
         .target(name: "Training", dependencies: [
-            "Tensors", "Models", "Tokenizers", "Datasets", "Alignment", "Distributed", "Checkpoints", "CZlib",
+            "Tensors", "Formats", "Models", "Tokenizers", "Datasets", "Alignment", "Distributed", "Checkpoints",
+        ]),
+        .target(name: "Rollout", dependencies: ["Tensors", "Models", "Tokenizers", "Datasets", "Distributed"]),
+        .target(name: "Pipelines", dependencies: [
+            "Training", "Rollout", "Alignment", "Models", "Datasets", "Distributed", "Tensors", "Tokenizers",
+        ]),
+        .target(name: "Evaluation", dependencies: ["Rollout", "Models", "Datasets", "Distributed", "Tokenizers", "CZlib"]),
+        .target(name: "Benchmarks", dependencies: [
+            "Training", "Checkpoints", "Models", "Alignment", "Distributed", "Tensors", "Tokenizers", "Datasets",
+            "COpenBLAS",
         ]),
         .executableTarget(name: "dualign", dependencies: [
-            "Training", "CShims",
+            "Training", "Rollout", "Pipelines", "Evaluation", "Benchmarks", "CShims",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -43,15 +54,18 @@ let package = Package(
         // Shared assertions for the test targets (tensor comparison with named tolerances).
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Training", "Alignment", "TestSupport"],
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Formats", "Training", "Alignment", "TestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "AlignmentTests", dependencies: ["Alignment"]),
+        .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "Tensors"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], exclude: ["Fixtures"]),
+        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Models", "Tokenizers", "Datasets", "Distributed"]),
+        .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Training", "Rollout", "Alignment", "Datasets", "Distributed", "Tokenizers"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Datasets"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
-        .testTarget(name: "FormatsTests", dependencies: ["Models", "Tokenizers"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "Models", "Tokenizers"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
-        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tokenizers", "Models"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Formats"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tokenizers", "Models", "Formats", "Tensors"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,6 +1,7 @@
 // The checkpoint protocol over a run directory: layout, starting a checkpoint, and finalizing it.
 
 import Foundation
+import Formats
 
 /// Checkpoints on (shared) storage: `<run>/step-00001200/` directories made complete by a `DONE` marker.
 ///

@@ -1,6 +1,7 @@
 // Checking checkpoints on load: verify one step, or find the newest one that is intact.
 
 import Foundation
+import Formats
 
 /// A complete checkpoint whose every manifest file exists with the recorded size and checksum.
 public struct ValidCheckpoint: Sendable, Equatable {

@@ -1,5 +1,7 @@
 // A JSON value for the free-form fields a caller puts in a checkpoint manifest.
 
+import Formats
+
 /// Any JSON value: the caller's free-form manifest fields (step, config hash, world size, λ history, …).
 ///
 /// Integers are kept exact as `Int64` (or `UInt64` above `Int64.max`), so hashes and counters round-trip.

@@ -1,6 +1,7 @@
 // A checkpoint being written: where its files go and how to write them crash-safely.
 
 import Foundation
+import Formats
 
 /// A checkpoint directory opened by `CheckpointStore.beginCheckpoint(step:)`, not yet finalized.
 ///

@@ -1,6 +1,7 @@
 // Tensor archives: one zstd frame whose content is a safetensors file of F32 tensors.
 
 import Foundation
+import Formats
 
 /// Writes and reads `*.safetensors.zst` files: a single zstd frame whose decompressed content is a valid
 /// safetensors file, so `zstd -d model.safetensors.zst` yields a file any safetensors reader loads.
@@ -122,7 +123,12 @@ public enum TensorArchive {
             }
             throw TensorArchiveError(file: file, message: "\(what): \(e)", zstd: e)
         }
-        let (header, dataStart) = try payload.withUnsafeBytes { try SafetensorsHeader.parse($0, file: file) }
+        let header: SafetensorsHeader, dataStart: Int
+        do {
+            (header, dataStart) = try payload.withUnsafeBytes { try SafetensorsHeader.parse($0, file: file) }
+        } catch let e as SafetensorsError {
+            throw TensorArchiveError(file: file, message: "the decompressed content is not a valid safetensors payload: \(e.message)")
+        }
         var metadata = header.metadata
         let shuffleValue = metadata.removeValue(forKey: shuffleMetadataKey)
         if let shuffleValue {

@@ -1,6 +1,7 @@
 // A decoded tensor archive: tensor names, shapes, metadata, and access to the floats.
 
 import Foundation
+import Formats
 
 /// The validated contents of a tensor archive, held in memory (decompressed once, unshuffled on access).
 public struct TensorArchiveContents: Sendable {

@@ -1,6 +1,7 @@
 // Deterministic, world-size-independent assignment of samples to optimizer steps, ranks and micro-steps.
 
 import Foundation
+import Tensors
 
 /// Assigns dataset indices to (epoch, step, rank, micro-step) so that every optimizer step sees
 /// the same samples whatever the world size and gradient-accumulation count.

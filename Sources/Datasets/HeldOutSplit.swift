@@ -1,5 +1,7 @@
 // Deterministic train / held-out split by hashing a key (sample id or prompt).
 
+import Tensors
+
 /// Splits items into train and held-out sets by hashing a key, so that an item's side depends only
 /// on its key, the seed and the fraction — not on the order or number of items, the world size or
 /// the files listed before it.
@@ -23,14 +25,7 @@ public struct HeldOutSplit: Equatable, Sendable, Codable {
     }
 
     /// 64-bit FNV-1a of the key's UTF-8 bytes.
-    public static func fnv1a(_ key: String) -> UInt64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in key.utf8 {
-            h ^= UInt64(b)
-            h = h &* 0x0000_0100_0000_01B3
-        }
-        return h
-    }
+    public static func fnv1a(_ key: String) -> UInt64 { StableHash.fnv1a(key) }
 
     /// Whether the item with `key` is held out.
     public func isHeldOut(_ key: String) -> Bool {

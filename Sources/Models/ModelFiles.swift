@@ -4,6 +4,7 @@
 
 import Foundation
 import Tensors
+import Formats
 
 /// A model file that does not fit the architecture; names the file, the tensor or field, and what to do.
 public struct ModelFileError: Error, CustomStringConvertible {

@@ -18,6 +18,7 @@
 //   lm_head.weight                                 (V, C)      only when not tied
 //   score.weight                                   (1, C)      only with a score head
 
+
 /// One named tensor inside the slab.
 public struct ParameterView: Equatable, Sendable {
     /// The Hugging Face name (safetensors key).

@@ -1,5 +1,6 @@
 // Masked sequence log-probabilities: the sum (or mean) of response-token log-probs per row.
 
+
 /// How token log-probs of a response combine into one number.
 public enum SequenceReduction: String, Codable, Sendable {
     /// Σ over response tokens (DPO, TRL's default).

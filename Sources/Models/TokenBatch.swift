@@ -1,5 +1,6 @@
 // A right-padded batch of token sequences.
 
+
 /// B sequences of token ids padded on the right to a common length T.
 public struct TokenBatch: Sendable {
     /// B

@@ -3,6 +3,7 @@
 // keyed by the reference weights, the tokenized data and the reduction, so restarts reuse them.
 
 import Foundation
+import Tensors
 import Distributed
 import Models
 

@@ -2,6 +2,7 @@
 // by the command line (with --set overrides), validated here, saved with the run.
 
 import Foundation
+import Tensors
 import Alignment
 import Datasets
 import Models
@@ -16,6 +17,7 @@ public enum TrainingTask: String, Codable, CaseIterable, Sendable {
 public struct RunConfigError: Error, CustomStringConvertible, Equatable {
     public let key: String
     public let message: String
+    public init(key: String, message: String) { self.key = key; self.message = message }
     public var description: String { "config: \(key): \(message)" }
 }
 
@@ -174,13 +176,4 @@ public struct DistributedConfig: Codable, Equatable, Sendable {
     /// Kernel/BLAS threads per rank (nil: cores ÷ ranks on the node).
     public var threads: Int?
     public init() {}
-}
-
-/// FNV-1a 64 over bytes: stable across runs and platforms (cache keys, config hashes).
-public enum StableHash {
-    public static func hex(_ bytes: [UInt8], seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> String {
-        var h = seed
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return String(format: "%016llx", h)
-    }
 }

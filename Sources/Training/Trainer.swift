@@ -11,10 +11,12 @@ import Distributed
 import Models
 import Tensors
 import Tokenizers
+import Formats
 
 /// A run that had to stop; the message names the step and what is intact.
 public struct TrainingError: Error, CustomStringConvertible {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 

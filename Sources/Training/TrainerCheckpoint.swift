@@ -7,7 +7,6 @@ import Foundation
 import Checkpoints
 import Datasets
 import Distributed
-import Models
 import Tensors
 
 /// The small state a checkpoint records beside the tensors.

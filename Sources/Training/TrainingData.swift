@@ -2,6 +2,7 @@
 // tokenized, and split into training and held-out pairs — identically on every rank.
 
 import Foundation
+import Tensors
 import Datasets
 import Tokenizers
 

@@ -4,6 +4,8 @@ import ArgumentParser
 import Foundation
 import Distributed
 import Training
+import Models
+import Pipelines
 
 struct Align: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -8,6 +8,8 @@ import Models
 import Tensors
 import Tokenizers
 import Training
+import Formats
+import Benchmarks
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(

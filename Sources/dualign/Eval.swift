@@ -8,6 +8,8 @@ import Tokenizers
 import Datasets
 import Training
 import Distributed
+import Rollout
+import Evaluation
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(

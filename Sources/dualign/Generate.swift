@@ -6,6 +6,7 @@ import Models
 import Tokenizers
 import Training
 import Distributed
+import Rollout
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import Models
 import Training
+import Formats
 
 struct InitModel: ParsableCommand {
     static let configuration = CommandConfiguration(

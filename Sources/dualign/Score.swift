@@ -6,6 +6,7 @@ import Models
 import Tokenizers
 import Training
 import Distributed
+import Rollout
 
 struct Score: ParsableCommand {
     static let configuration = CommandConfiguration(

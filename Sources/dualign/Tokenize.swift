@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import Tokenizers
 import Training
+import Models
 
 struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the token ids of a text, as JSON.")

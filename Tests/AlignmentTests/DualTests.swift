@@ -4,6 +4,7 @@
 import Foundation
 import XCTest
 import Alignment
+import Tensors
 
 final class DualTests: XCTestCase {
     // MARK: Oracle inputs (algorithms.md §1.7, transcribed exactly)
@@ -34,7 +35,7 @@ final class DualTests: XCTestCase {
     /// Random scores with correlated reward and utilities (helpfulness and safety pulling apart).
     private func randomProblem(prompts: Int, samples: Int, constraints: Int, beta: Double, seed: UInt64,
                                margin: Double = 0.3) throws -> DualProblem {
-        var rng = AlignmentRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var list: [DualPrompt] = []
         for _ in 0..<prompts {
             let offset = rng.nextNormal()
@@ -216,8 +217,8 @@ final class DualTests: XCTestCase {
         XCTAssertEqual(pseudoLabelProbability(r0: 0, g0: 0, r1: 1e6, g1: 0, lambda: 1), 1)
         XCTAssertEqual(pseudoLabelProbability(r0: 1e6, g0: 0, r1: 0, g1: 0, lambda: 1), 0)
 
-        var rng = AlignmentRandom(seed: 42)
-        var again = AlignmentRandom(seed: 42)
+        var rng = SplitMix64(seed: 42)
+        var again = SplitMix64(seed: 42)
         var ones = 0
         let draws = 100_000
         for _ in 0..<draws {
@@ -231,9 +232,9 @@ final class DualTests: XCTestCase {
         assertClose(Double(ones) / Double(draws), 0.809998, 0.0062, "Bernoulli frequency")
     }
 
-    func testAlignmentRandomIsSplitMix64() {
+    func testSplitMix64MatchesReferenceStream() {
         // Reference stream of SplitMix64 seeded with 1234567 (Vigna's splitmix64.c).
-        var rng = AlignmentRandom(seed: 1_234_567)
+        var rng = SplitMix64(seed: 1_234_567)
         XCTAssertEqual(rng.next(), 6_457_827_717_110_365_317)
         XCTAssertEqual(rng.next(), 3_203_168_211_198_807_973)
         let u = rng.nextUnit()
@@ -284,7 +285,7 @@ final class DualTests: XCTestCase {
 
     /// Margins from well inside to just below the feasibility limit, β from 0.01 to 1, m = 1 and 2, any start.
     func testSolverConvergesAcrossMarginsBetasAndStarts() throws {
-        var rng = AlignmentRandom(seed: 2024)
+        var rng = SplitMix64(seed: 2024)
         for trial in 0..<60 {
             let m = 1 + trial % 2
             let beta = [0.01, 0.1, 1.0][trial % 3]
@@ -308,7 +309,7 @@ final class DualTests: XCTestCase {
 
     func testDualIsConvexAlongRandomDirections() throws {
         let problem = try randomProblem(prompts: 25, samples: 12, constraints: 3, beta: 0.1, seed: 3)
-        var rng = AlignmentRandom(seed: 99)
+        var rng = SplitMix64(seed: 99)
         for _ in 0..<200 {
             let point = (0..<3).map { _ in 3 * rng.nextUnit() }
             let direction = (0..<3).map { _ in rng.nextNormal() }

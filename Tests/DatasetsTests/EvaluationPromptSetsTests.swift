@@ -5,6 +5,7 @@
 import Foundation
 import XCTest
 @testable import Datasets
+import Models
 
 final class EvaluationPromptSetsTests: XCTestCase {
     let sample = """

@@ -2,6 +2,7 @@
 
 import Datasets
 import XCTest
+import Tensors
 
 final class GlobalBatchSamplerTests: XCTestCase {
     func testSplitMix64MatchesTheReferenceSequence() {

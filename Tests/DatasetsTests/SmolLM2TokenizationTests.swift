@@ -2,11 +2,10 @@
 
 import Datasets
 import Foundation
-import Models
 import Tokenizers
 import XCTest
+import Formats
 
-extension GGUFFile: TokenizerMetadata {}
 
 final class SmolLM2TokenizationTests: XCTestCase {
     /// Runs when `${DUALIGN_CACHE:-~/.cache/dualign}/SmolLM2-135M-Instruct.Q4_1.gguf` is cached

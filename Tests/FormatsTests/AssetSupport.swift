@@ -1,11 +1,9 @@
 // Test support: the asset cache, installing assets through launch/assets.sh, GGUF ↔ Tokenizers glue.
 
 import Foundation
-import Models
 import Tokenizers
 import XCTest
 
-extension GGUFFile: TokenizerMetadata {}
 
 /// Locations of the real model and llama.cpp vocab files, installed on demand.
 enum TestAssets {

@@ -1,7 +1,7 @@
 // Test support: writes GGUF bytes field by field, independently of GGUFWriter.
 
 import Foundation
-import Models
+import Formats
 
 /// Little-endian byte builder for hand-made GGUF files.
 struct GGUFByteBuilder {

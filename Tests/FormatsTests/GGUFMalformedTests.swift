@@ -1,8 +1,8 @@
 // GGUF reader on malformed input: every failure is a typed GGUFError with a useful message, never a crash.
 
 import Foundation
-import Models
 import XCTest
+import Formats
 
 final class GGUFMalformedTests: XCTestCase {
     /// Asserts that parsing `bytes` throws a GGUFError of `kind` whose message contains `fragments`.

@@ -1,8 +1,8 @@
 // Dequantization of every supported type against naive references, and half-float conversion.
 
 import Foundation
-import Models
 import XCTest
+import Formats
 
 final class GGUFQuantizationTests: XCTestCase {
     // MARK: Naive references, written from the block layouts

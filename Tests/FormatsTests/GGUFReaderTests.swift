@@ -1,8 +1,8 @@
 // GGUF reader and writer: every metadata type by hand-made bytes, tensor infos, writer round trips.
 
 import Foundation
-import Models
 import XCTest
+import Formats
 
 final class GGUFReaderTests: XCTestCase {
     /// One key per value type, including nested and empty arrays, written byte by byte.

@@ -3,9 +3,9 @@
 // Tests/fixtures/smollm2_tokenizer_cases.json is written by Tests/fixtures/generate_tokenizer_cases.py.
 
 import Foundation
-import Models
 import Tokenizers
 import XCTest
+import Formats
 
 final class HFTokenizerParityTests: XCTestCase {
     func testSmolLM2MatchesHuggingFaceTokenizers() throws {

@@ -1,9 +1,9 @@
 // The real SmolLM2-135M-Instruct Q4_1 GGUF: metadata, tensors, dequantization and tokenizer.
 
 import Foundation
-import Models
 import Tokenizers
 import XCTest
+import Formats
 
 final class SmolLM2ModelTests: XCTestCase {
     private static var cached: GGUFFile?

@@ -4,9 +4,9 @@
 //   swift test -c release -Xswiftc -enable-testing --filter TokenizerSpeedTests
 
 import Foundation
-import Models
 import Tokenizers
 import XCTest
+import Formats
 
 final class TokenizerSpeedTests: XCTestCase {
     /// English text: the Debian `fortunes` files if installed, else the HH-RLHF test dialogues.

@@ -1,9 +1,9 @@
 // llama.cpp's tokenizer golden tests (ggml-vocab-*.gguf + .inp/.out) against our BPE tokenizer.
 
 import Foundation
-import Models
 import Tokenizers
 import XCTest
+import Formats
 
 final class VocabGoldenTests: XCTestCase {
     /// Loads the vocabulary and runs every case of its `.inp`/`.out` pair; returns (passed, total).

@@ -4,6 +4,7 @@
 
 import Foundation
 import XCTest
+import Formats
 import Models
 import Tensors
 import Training

@@ -1,6 +1,7 @@
 // A string-match refusal classifier for model responses, in the spirit of XSTest's.
 
 import Foundation
+import Datasets
 
 /// Tells refusals from compliance by matching phrases against the opening of a response.
 ///

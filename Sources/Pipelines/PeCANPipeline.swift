@@ -11,6 +11,8 @@ import Foundation
 import Alignment
 import Datasets
 import Models
+import Training
+import Rollout
 
 /// Log-ratios h = ℓ_h − ℓ_ref and s = ℓ_s − ℓ_ref of the dual's samples and of the pairs' responses.
 public struct PeCANLogRatios: Codable, Equatable, Sendable {

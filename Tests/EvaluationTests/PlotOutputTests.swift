@@ -3,7 +3,7 @@
 
 import Foundation
 import XCTest
-@testable import Training
+@testable import Evaluation
 
 final class PlotOutputTests: XCTestCase {
     func testCRC32CheckValues() {

@@ -2,6 +2,7 @@
 // type the plot rasteriser draws into.
 
 import Foundation
+import Datasets
 import CZlib
 
 /// An 8-bit RGB image, rows top to bottom, 3 bytes per pixel.

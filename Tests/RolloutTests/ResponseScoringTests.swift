@@ -6,7 +6,7 @@ import XCTest
 import Models
 import Tokenizers
 import Distributed
-@testable import Training
+@testable import Rollout
 
 final class ResponseScoringTests: XCTestCase {
     /// A byte-level vocabulary (256 byte tokens, a few merges) with ChatML's control tokens.

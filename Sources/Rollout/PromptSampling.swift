@@ -5,6 +5,7 @@ import Foundation
 import Models
 import Tokenizers
 import Distributed
+import Datasets
 
 /// One sampled response, as written to JSONL.
 public struct PromptSample: Codable, Equatable, Sendable {
@@ -35,7 +36,7 @@ extension PromptSample {
     /// Reads a JSON Lines file of samples; a missing file is an error that says how to recompute it.
     public static func read(jsonLines url: URL) throws -> [PromptSample] {
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw TrainingError(message: "\(url.path) is missing; delete its stage directory and rerun to sample again")
+            throw InputFileError(file: url.path, "the samples file is missing; delete its stage directory and rerun to sample again")
         }
         return try data.split(separator: UInt8(ascii: "\n")).map { try JSONDecoder().decode(PromptSample.self, from: Data($0)) }
     }

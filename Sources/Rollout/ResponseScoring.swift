@@ -8,6 +8,7 @@ import Models
 import Tokenizers
 import Datasets
 import Distributed
+import Formats
 
 /// A problem with a scoring input or model; names the file, line or field and says what to do.
 public typealias ResponseScoringError = InputFileError

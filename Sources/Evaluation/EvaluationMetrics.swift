@@ -2,6 +2,7 @@
 // reward and cost, safe rate, and win rates and safety improvement against a reference. No I/O.
 
 import Foundation
+import Datasets
 
 /// One evaluated response: where its prompt came from and what the judges said.
 public struct EvalRecord: Equatable, Codable, Sendable {

@@ -4,8 +4,11 @@
 // split over the rounds, so both spend the same number of optimizer steps.
 
 import Foundation
+import Models
 import Alignment
 import Datasets
+import Training
+import Rollout
 
 /// One round's estimate from the current policy's samples.
 public struct RoundEstimate: Codable, Equatable, Sendable {

@@ -3,7 +3,7 @@
 import Foundation
 import XCTest
 import Datasets
-@testable import Training
+@testable import Evaluation
 
 final class EvaluationMetricsTests: XCTestCase {
     /// Five responses of a model: two AdvBench, one HarmBench, one safe and one unsafe XSTest prompt.

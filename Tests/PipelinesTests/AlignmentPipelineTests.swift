@@ -8,6 +8,8 @@ import Alignment
 import Datasets
 import Distributed
 import Tokenizers
+@testable import Pipelines
+import Rollout
 @testable import Training
 
 final class AlignmentPipelineTests: XCTestCase {

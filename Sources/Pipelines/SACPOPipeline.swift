@@ -5,6 +5,7 @@
 import Foundation
 import Datasets
 import Models
+import Training
 
 /// `dualign align sacpo`.
 public struct SACPOPipeline {

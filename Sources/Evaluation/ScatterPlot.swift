@@ -2,6 +2,7 @@
 // RGB raster for PNG.
 
 import Foundation
+import Datasets
 
 /// One labelled point.
 public struct ScatterPoint: Equatable, Sendable {

@@ -1,4 +1,5 @@
-// The safetensors header: encoding what TensorArchive writes, and strict parsing of what it reads.
+// The safetensors header, the one implementation behind model files (SafetensorsFile, SafetensorsWriter)
+// and checkpoint archives: encoding, and strict parsing that cannot trap on a bad file.
 
 import Foundation
 
@@ -7,31 +8,39 @@ import Foundation
 /// Layout of a safetensors file: an 8-byte little-endian header length N, N bytes of JSON (padded with
 /// spaces so the data section starts 8-byte aligned), then the data section; `data_offsets` are relative to
 /// the data section and the tensors tile it without gaps.
-struct SafetensorsHeader {
+public struct SafetensorsHeader: Sendable {
     /// One tensor's header entry.
-    struct Entry {
-        let name: String
-        let dtype: String
-        let shape: [Int]
+    public struct Entry: Sendable {
+        public let name: String
+        public let dtype: String
+        public let shape: [Int]
         /// Byte range in the data section.
-        let range: Range<Int>
-        var count: Int { shape.reduce(1, *) }
+        public let range: Range<Int>
+        public var count: Int { shape.reduce(1, *) }
+
+        public init(name: String, dtype: String, shape: [Int], range: Range<Int>) {
+            self.name = name; self.dtype = dtype; self.shape = shape; self.range = range
+        }
     }
 
-    var entries: [Entry]
-    var metadata: [String: String]
+    public var entries: [Entry]
+    public var metadata: [String: String]
+
+    public init(entries: [Entry], metadata: [String: String]) {
+        self.entries = entries; self.metadata = metadata
+    }
 
     /// Headers above this size are rejected (the limit the reference reader uses).
-    static let maxHeaderBytes = 100_000_000
+    public static let maxHeaderBytes = 100_000_000
 
     /// Bytes per element of the safetensors dtypes.
-    static let dtypeSizes: [String: Int] = [
+    public static let dtypeSizes: [String: Int] = [
         "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
         "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
     ]
 
     /// The 8-byte length prefix plus the JSON header, padded with spaces to a multiple of 8 bytes.
-    func encoded() -> [UInt8] {
+    public func encoded() -> [UInt8] {
         var json = "{"
         var first = true
         if !metadata.isEmpty {
@@ -55,7 +64,7 @@ struct SafetensorsHeader {
     }
 
     /// A JSON string literal for `s`.
-    static func quote(_ s: String) -> String {
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
@@ -76,14 +85,14 @@ struct SafetensorsHeader {
     /// Parses and validates the header at the start of `payload`; returns it with the data section's start.
     ///
     /// Every length, shape and offset is checked against the payload size; nothing here can trap on a bad file.
-    static func parse(_ payload: UnsafeRawBufferPointer, file: String) throws -> (header: SafetensorsHeader, dataStart: Int) {
-        func fail(_ m: String) -> TensorArchiveError { TensorArchiveError(file: file, message: m) }
+    public static func parse(_ payload: UnsafeRawBufferPointer, file: String) throws -> (header: SafetensorsHeader, dataStart: Int) {
+        func fail(_ m: String) -> SafetensorsError { SafetensorsError(file: file, message: m) }
         guard payload.count >= 8 else {
-            throw fail("the decompressed content has \(payload.count) bytes; a safetensors file starts with an 8-byte header length (not an archive, or written by a broken tool)")
+            throw fail("only \(payload.count) bytes; a safetensors file starts with an 8-byte header length (truncated, or not safetensors)")
         }
         let n = UInt64(littleEndian: payload.loadUnaligned(as: UInt64.self))
         guard n <= UInt64(payload.count - 8), n <= UInt64(maxHeaderBytes) else {
-            throw fail("the safetensors header length \(n) does not fit the \(payload.count)-byte content (corrupt header)")
+            throw fail("the safetensors header length \(n) does not fit the \(payload.count)-byte file (truncated or corrupt header)")
         }
         let headerEnd = 8 + Int(n)
         let json = Data(payload[8..<headerEnd])
@@ -114,7 +123,7 @@ struct SafetensorsHeader {
 
     /// Checks one entry's dtype, shape and offsets against the data section.
     private static func validate(name: String, _ e: RawEntry, dataSize: Int, file: String) throws -> Entry {
-        func fail(_ m: String) -> TensorArchiveError { TensorArchiveError(file: file, message: "tensor \(quote(name)): \(m)") }
+        func fail(_ m: String) -> SafetensorsError { SafetensorsError(file: file, message: "tensor \(quote(name)): \(m)") }
         guard let size = dtypeSizes[e.dtype] else { throw fail("unknown dtype \(quote(e.dtype))") }
         guard e.shape.allSatisfy({ $0 >= 0 }) else { throw fail("negative dimension in shape \(e.shape)") }
         var count = 1
@@ -152,4 +161,12 @@ struct SafetensorsHeader {
             else { self = .other }
         }
     }
+}
+
+/// A safetensors file or header that cannot be read; names the file and what to do.
+public struct SafetensorsError: Error, CustomStringConvertible, Sendable {
+    public let file: String
+    public let message: String
+    public init(file: String, message: String) { self.file = file; self.message = message }
+    public var description: String { "\(file): \(message)" }
 }

@@ -3,6 +3,7 @@
 import Foundation
 import Datasets
 import Tokenizers
+import Training
 
 /// Throughput of `BPETokenizer.encode` over a corpus, one document per call.
 public struct TokenizerReport: Codable, Sendable {

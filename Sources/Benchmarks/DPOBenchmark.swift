@@ -12,6 +12,7 @@ import Alignment
 import Distributed
 import Checkpoints
 import COpenBLAS
+import Training
 
 /// Median timings and throughput of the DPO step benchmark.
 public struct BenchmarkReport: Codable, Sendable {
@@ -301,12 +302,9 @@ public enum CheckpointBenchmark {
         return CheckpointBenchmarkReport(config: config, weights: label, parameters: n, zstdLevel: level, repeats: repeats, modes: modes)
     }
 
-    /// An order-sensitive hash of a slab's bit patterns (for the bit-exact round-trip check).
+    /// An order-sensitive hash of a slab's bytes (for the bit-exact round-trip check).
     static func fingerprint(_ b: FloatBuffer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        let words = UnsafeRawPointer(b.pointer).assumingMemoryBound(to: UInt32.self)
-        for i in 0..<b.count { h = (h ^ UInt64(words[i])) &* 0x100_0000_01b3 }
-        return h
+        StableHash.fnv1a(UnsafeRawBufferPointer(start: b.pointer, count: b.count * MemoryLayout<Float>.stride))
     }
 
     /// Asks the kernel to drop a (clean, fsynced) file's cached pages so the next read comes from the disk.

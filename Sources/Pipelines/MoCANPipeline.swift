@@ -6,6 +6,8 @@ import Foundation
 import Alignment
 import Datasets
 import Distributed
+import Training
+import Rollout
 
 /// The dual's outcome as a stage records it.
 public struct DualStageResult: Codable, Equatable, Sendable {

@@ -1,22 +1,17 @@
-// Safetensors files: an 8-byte little-endian header length, a JSON header of tensor entries
+// Safetensors model files: an 8-byte little-endian header length, a JSON header of tensor entries
 // (dtype, shape, data_offsets relative to the data section) and `__metadata__`, then raw data.
+// Reading and writing go through `SafetensorsHeader`, the one parser and encoder of the format.
 
 import Foundation
 
-/// A safetensors file that cannot be read; names the file and what to do.
-public struct SafetensorsError: Error, CustomStringConvertible {
-    public let file: String
-    public let message: String
-    public var description: String { "\(file): \(message)" }
-}
-
-/// Element types Dualign reads and writes.
+/// Element types Dualign converts to and from Float32.
 public enum SafetensorsDType: String, Sendable {
     case f32 = "F32", f16 = "F16", bf16 = "BF16", i32 = "I32", i64 = "I64"
-    var size: Int { switch self { case .f32, .i32: 4; case .f16, .bf16: 2; case .i64: 8 } }
+    /// Bytes per element.
+    public var size: Int { switch self { case .f32, .i32: 4; case .f16, .bf16: 2; case .i64: 8 } }
 }
 
-/// One tensor entry of the header.
+/// One tensor entry of a file Dualign can convert to Float32.
 public struct SafetensorsEntry: Sendable {
     public let name: String
     public let dtype: SafetensorsDType
@@ -45,39 +40,15 @@ public struct SafetensorsFile: Sendable {
 
     /// Parses an in-memory file (`path` names it in errors).
     public init(data: Data, path: String) throws {
-        func fail(_ m: String) -> SafetensorsError { SafetensorsError(file: path, message: m) }
-        guard data.count >= 8 else { throw fail("only \(data.count) bytes; a safetensors file starts with an 8-byte header length (truncated file?)") }
-        let n = data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self).littleEndian }
-        guard n <= UInt64(data.count - 8) else { throw fail("header length \(n) exceeds the file size \(data.count) (truncated or not safetensors)") }
-        let headerData = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + 8 + Int(n)))
-        guard let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
-            throw fail("the header is not a JSON object (not a safetensors file?)")
-        }
-        let dataStart = 8 + Int(n), dataSize = data.count - dataStart
+        let (header, dataStart) = try data.withUnsafeBytes { try SafetensorsHeader.parse($0, file: path) }
         var entries: [String: SafetensorsEntry] = [:]
-        var metadata: [String: String] = [:]
-        for (name, value) in header {
-            if name == "__metadata__" {
-                metadata = (value as? [String: String]) ?? [:]
-                continue
+        for e in header.entries {
+            guard let dtype = SafetensorsDType(rawValue: e.dtype) else {
+                throw SafetensorsError(file: path, message: "tensor \(e.name): dtype \(e.dtype) is not supported (F32, F16, BF16, I32, I64); convert the file")
             }
-            guard let e = value as? [String: Any], let dt = e["dtype"] as? String, let shape = e["shape"] as? [Int],
-                  let offsets = e["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw fail("tensor \(name): header entry needs dtype, shape and data_offsets")
-            }
-            guard let dtype = SafetensorsDType(rawValue: dt) else {
-                throw fail("tensor \(name): dtype \(dt) is not supported (F32, F16, BF16, I32, I64); convert the file")
-            }
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataSize else {
-                throw fail("tensor \(name): data_offsets \(offsets) outside the \(dataSize)-byte data section (truncated file?)")
-            }
-            let count = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
-            guard offsets[1] - offsets[0] == count * dtype.size else {
-                throw fail("tensor \(name): \(offsets[1] - offsets[0]) bytes for shape \(shape) of \(dt)")
-            }
-            entries[name] = SafetensorsEntry(name: name, dtype: dtype, shape: shape, dataRange: offsets[0]..<offsets[1])
+            entries[e.name] = SafetensorsEntry(name: e.name, dtype: dtype, shape: e.shape, dataRange: e.range)
         }
-        self.path = path; self.entries = entries; self.metadata = metadata; self.data = data; self.dataStart = dataStart
+        self.path = path; self.entries = entries; metadata = header.metadata; self.data = data; self.dataStart = dataStart
     }
 
     /// The tensor converted to Float32, or an error naming the missing tensor.
@@ -111,22 +82,19 @@ public enum SafetensorsWriter {
     public static func encode(_ tensors: [(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)],
                               dtype: SafetensorsDType = .f32, metadata: [String: String] = [:]) -> Data {
         precondition([.f32, .f16, .bf16].contains(dtype), "SafetensorsWriter writes F32, F16 or BF16")
-        var header: [String: Any] = [:]
-        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var entries: [SafetensorsHeader.Entry] = []
         var offset = 0
         for t in tensors {
             let bytes = t.values.count * dtype.size
-            header[t.name] = ["dtype": dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]
+            entries.append(.init(name: t.name, dtype: dtype.rawValue, shape: t.shape, range: offset..<(offset + bytes)))
             offset += bytes
         }
-        var json = (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data("{}".utf8)
-        while (8 + json.count) % 8 != 0 { json.append(0x20) }   // pad the header with spaces to 8-byte alignment
-        var out = Data(count: 8 + json.count + offset)
+        let header = SafetensorsHeader(entries: entries, metadata: metadata).encoded()
+        var out = Data(count: header.count + offset)
         out.withUnsafeMutableBytes { raw in
             let base = raw.baseAddress!
-            base.storeBytes(of: UInt64(json.count).littleEndian, as: UInt64.self)
-            json.withUnsafeBytes { (base + 8).copyMemory(from: $0.baseAddress!, byteCount: json.count) }
-            var at = 8 + json.count
+            header.withUnsafeBytes { base.copyMemory(from: $0.baseAddress!, byteCount: header.count) }
+            var at = header.count
             for t in tensors {
                 let n = t.values.count
                 switch dtype {

@@ -9,6 +9,8 @@ import Distributed
 import Models
 import Tensors
 import Tokenizers
+import Training
+import Rollout
 
 /// What every pipeline step needs: the run config, the communicator, the chat template.
 public struct AlignmentContext {

@@ -2,8 +2,8 @@
 // loaded with its tokenizer.
 
 import Foundation
-import Models
 import Tokenizers
+import Formats
 
 extension GGUFFile: TokenizerMetadata {}
 

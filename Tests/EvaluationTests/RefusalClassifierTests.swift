@@ -3,7 +3,7 @@
 import Foundation
 import XCTest
 import Datasets
-@testable import Training
+@testable import Evaluation
 
 final class RefusalClassifierTests: XCTestCase {
     /// Agreement with XSTest's human labels (full compliance vs full refusal, 5 models, 2074 rows) must

@@ -4,6 +4,7 @@
 import Foundation
 import Models
 import Tokenizers
+import Training
 
 /// Median timings and throughput of `Transformer.generate`.
 public struct GenerationReport: Codable, Sendable {

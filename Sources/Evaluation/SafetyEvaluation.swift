@@ -4,9 +4,11 @@
 // rank 0 gathers every response in prompt order, so results do not depend on the number of ranks.
 
 import Foundation
+import Datasets
 import Models
 import Tokenizers
 import Distributed
+import Rollout
 
 /// One judged response to one evaluation prompt.
 public struct EvaluatedResponse: Equatable, Sendable {

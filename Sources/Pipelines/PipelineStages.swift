@@ -5,6 +5,7 @@
 
 import Foundation
 import Distributed
+import Training
 
 /// What a stage cost: wall time and tokens through the models (all ranks).
 public struct StageBudget: Codable, Equatable, Sendable {
