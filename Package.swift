@@ -29,6 +29,7 @@ let package = Package(
         .target(name: "Tokenizers"),
         .target(name: "Datasets", dependencies: ["Tokenizers", "CZlib"]),
         .target(name: "Alignment", dependencies: ["Tensors"]),
+        .target(name: "Privacy", dependencies: ["Tensors"]),
         .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "Checkpoints", dependencies: ["CZstd"]),
         .target(name: "Training", dependencies: [
@@ -46,6 +47,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Training", "Alignment", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment"]),
+        .testTarget(name: "PrivacyTests", dependencies: ["Privacy", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "FormatsTests", dependencies: ["Models", "Tokenizers"]),
