@@ -36,7 +36,7 @@ let package = Package(
             "Tensors", "Models", "Tokenizers", "Datasets", "Alignment", "Distributed", "Checkpoints", "CZlib",
         ]),
         .executableTarget(name: "dualign", dependencies: [
-            "Training", "CShims",
+            "Training", "Privacy", "CShims",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ]),
