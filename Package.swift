@@ -31,6 +31,7 @@ let package = Package(
         .target(name: "Models", dependencies: ["Tensors", "Formats", "Tokenizers"]),
         .target(name: "Datasets", dependencies: ["Tensors", "Tokenizers", "CZlib"]),
         .target(name: "Alignment", dependencies: ["Tensors"]),
+        .target(name: "Privacy", dependencies: ["Tensors"]),
         .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "Checkpoints", dependencies: ["Formats", "CZstd"]),
         .target(name: "Training", dependencies: [
@@ -46,7 +47,7 @@ let package = Package(
             "COpenBLAS",
         ]),
         .executableTarget(name: "dualign", dependencies: [
-            "Training", "Rollout", "Pipelines", "Evaluation", "Benchmarks", "CShims",
+            "Training", "Rollout", "Pipelines", "Evaluation", "Benchmarks", "Privacy", "CShims",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -57,6 +58,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Formats", "Training", "Alignment", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "Tensors"]),
+        .testTarget(name: "PrivacyTests", dependencies: ["Privacy", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], exclude: ["Fixtures"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Models", "Tokenizers", "Datasets", "Distributed"]),
         .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Training", "Rollout", "Alignment", "Datasets", "Distributed", "Tokenizers"]),
