@@ -77,6 +77,8 @@ public enum PreferenceLossConfigError: Error, Equatable, CustomStringConvertible
 public struct PreferenceLossResult: Sendable {
     /// The loss averaged over pairs.
     public var loss: Double
+    /// Each pair's own loss (their mean is `loss`).
+    public var losses: [Double]
     /// ∂(mean loss)/∂(policy log-prob of pair i's chosen response).
     public var dPolicyChosen: [Double]
     /// ∂(mean loss)/∂(policy log-prob of pair i's rejected response).
@@ -86,8 +88,9 @@ public struct PreferenceLossResult: Sendable {
     public var metrics: [String: Double]
 
     /// Creates a result from its parts.
-    public init(loss: Double, dPolicyChosen: [Double], dPolicyRejected: [Double], metrics: [String: Double]) {
+    public init(loss: Double, losses: [Double] = [], dPolicyChosen: [Double], dPolicyRejected: [Double], metrics: [String: Double]) {
         self.loss = loss
+        self.losses = losses
         self.dPolicyChosen = dPolicyChosen
         self.dPolicyRejected = dPolicyRejected
         self.metrics = metrics
@@ -121,6 +124,7 @@ public func preferenceLoss(
     let scale = 1 / Double(pairCount)
 
     var lossSum = 0.0
+    var losses = [Double](repeating: 0, count: pairCount)
     var dChosen = [Double](repeating: 0, count: pairCount)
     var dRejected = [Double](repeating: 0, count: pairCount)
     var chosenRewardSum = 0.0
@@ -152,6 +156,7 @@ public func preferenceLoss(
         }
 
         lossSum += pairLoss
+        losses[i] = pairLoss
         dChosen[i] = dLossdH * scale
         dRejected[i] = -dLossdH * scale
 
@@ -172,5 +177,5 @@ public func preferenceLoss(
         "logps/chosen": chosenLogProbSum * scale,
         "logps/rejected": rejectedLogProbSum * scale,
     ]
-    return PreferenceLossResult(loss: lossSum * scale, dPolicyChosen: dChosen, dPolicyRejected: dRejected, metrics: metrics)
+    return PreferenceLossResult(loss: lossSum * scale, losses: losses, dPolicyChosen: dChosen, dPolicyRejected: dRejected, metrics: metrics)
 }

@@ -10,6 +10,8 @@ import Foundation
 public struct RewardModelLossResult: Sendable {
     /// The loss averaged over pairs.
     public var loss: Double
+    /// Each pair's own loss (their mean is `loss`).
+    public var losses: [Double]
     /// ∂(mean loss)/∂(score of pair i's better answer).
     public var dBetter: [Double]
     /// ∂(mean loss)/∂(score of pair i's worse answer).
@@ -22,6 +24,8 @@ public struct RewardModelLossResult: Sendable {
 public struct CostModelLossResult: Sendable {
     /// The loss averaged over pairs.
     public var loss: Double
+    /// Each pair's own loss (their mean is `loss`).
+    public var losses: [Double]
     /// ∂(mean loss)/∂(cost of pair i's safer answer).
     public var dSafer: [Double]
     /// ∂(mean loss)/∂(cost of pair i's unsafer answer).
@@ -55,18 +59,20 @@ public func rewardModelLoss(better: [Double], worse: [Double], regularization: D
     let scale = 1 / Double(pairCount)
 
     var lossSum = 0.0
+    var losses = [Double](repeating: 0, count: pairCount)
     var dBetter = [Double](repeating: 0, count: pairCount)
     var dWorse = [Double](repeating: 0, count: pairCount)
     var correctCount = 0
     for i in 0..<pairCount {
         let margin = better[i] - worse[i]
-        lossSum += -logSigmoid(margin) + regularization * (better[i] * better[i] + worse[i] * worse[i]) / 2
+        losses[i] = -logSigmoid(margin) + regularization * (better[i] * better[i] + worse[i] * worse[i]) / 2
+        lossSum += losses[i]
         let pull = sigmoid(-margin)
         dBetter[i] = (-pull + regularization * better[i]) * scale
         dWorse[i] = (pull + regularization * worse[i]) * scale
         if margin > 0 { correctCount += 1 }
     }
-    return RewardModelLossResult(loss: lossSum * scale, dBetter: dBetter, dWorse: dWorse,
+    return RewardModelLossResult(loss: lossSum * scale, losses: losses, dBetter: dBetter, dWorse: dWorse,
                                  metrics: ["accuracy": Double(correctCount) * scale])
 }
 
@@ -93,6 +99,7 @@ public func costModelLoss(
     let scale = 1 / Double(pairCount)
 
     var lossSum = 0.0
+    var losses = [Double](repeating: 0, count: pairCount)
     var dSafer = [Double](repeating: 0, count: pairCount)
     var dUnsafer = [Double](repeating: 0, count: pairCount)
     var correctCount = 0
@@ -104,10 +111,11 @@ public func costModelLoss(
         let unsaferSign: Double = unsaferIsSafe[i] ? 1 : -1
         let margin = unsaferCost - saferCost
 
-        lossSum += -logSigmoid(margin)
+        losses[i] = -logSigmoid(margin)
             - logSigmoid(-saferSign * saferCost)
             - logSigmoid(-unsaferSign * unsaferCost)
             + regularization * (saferCost * saferCost + unsaferCost * unsaferCost) / 2
+        lossSum += losses[i]
 
         // d/dx[−log σ(x)] = −σ(−x), chained through each argument.
         let pull = sigmoid(-margin)
@@ -118,7 +126,7 @@ public func costModelLoss(
         if saferSign * saferCost < 0 { correctSignCount += 1 }
         if unsaferSign * unsaferCost < 0 { correctSignCount += 1 }
     }
-    return CostModelLossResult(loss: lossSum * scale, dSafer: dSafer, dUnsafer: dUnsafer, metrics: [
+    return CostModelLossResult(loss: lossSum * scale, losses: losses, dSafer: dSafer, dUnsafer: dUnsafer, metrics: [
         "accuracy": Double(correctCount) * scale,
         "safety_accuracy": Double(correctSignCount) * scale / 2,
     ])

@@ -140,6 +140,23 @@ public struct DataRow: Sendable {
         return false
     }
 
+    /// A list of integers (token ids): a JSON array, or a CSV cell holding one.
+    public func intArray(_ field: String) throws -> [Int] {
+        var value = raw(field)
+        if case .string(let s)? = value, isCSV { value = try? JSONValue.parse(s) }
+        switch value {
+        case nil, .null?: throw missing(field)
+        case .array(let items)?:
+            return try items.enumerated().map { i, item in
+                guard case .number(let d) = item, d.rounded() == d, abs(d) < 9e15 else {
+                    throw invalid(field, "element \(i) is \(item.typeName), expected an integer")
+                }
+                return Int(d)
+            }
+        case let other?: throw invalid(field, "is \(other.typeName), expected a list of integers")
+        }
+    }
+
     private func raw(_ field: String) -> JSONValue? {
         switch storage {
         case .json(let o): return o[field]

@@ -21,6 +21,7 @@ public enum DatasetLoader {
         case .pyritHarm: loaded = try PyRITHarmSchema.load(paths: paths, options: options)
         case .scores: loaded = try ScoresSchema.load(paths: paths, options: options)
         case .prompts: loaded = try PromptsSchema.load(paths: paths, options: options)
+        case .tokens: loaded = try TokensSchema.load(paths: paths, options: options)
         }
         loaded.applyFilters(options)
         return loaded

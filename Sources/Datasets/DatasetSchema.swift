@@ -11,6 +11,7 @@
 /// | `pyrit-harm` | PyRIT `scorer_evals/harm/*.csv` | lower-harm ≻ higher-harm pairs by objective, scored responses (cost = mean harm) |
 /// | `scores` | JSONL/CSV `prompt`, `response`, `reward` and/or `cost` (and optional `is_safe`) | scored responses |
 /// | `prompts` | JSONL/CSV `prompt` (optional `id`, `label`, `category`) | prompts |
+/// | `tokens` | JSONL `prompt_ids`, `chosen_ids`, `rejected_ids` (token id lists; no template applied) | tokenized pairs |
 public enum DatasetSchema: String, Sendable, Codable, CaseIterable {
     case trl = "trl"
     case hhRLHF = "hh-rlhf"
@@ -19,6 +20,7 @@ public enum DatasetSchema: String, Sendable, Codable, CaseIterable {
     case pyritHarm = "pyrit-harm"
     case scores = "scores"
     case prompts = "prompts"
+    case tokens = "tokens"
 
     /// Parses a config name, accepting the Swift case name too (`hhRLHF`), case-insensitively.
     public init(configName: String) throws {

@@ -170,6 +170,12 @@ public final class GlobalBatchSampler: @unchecked Sendable {
         return (c.epoch, c.samplesConsumedInEpoch / globalBatchSize)
     }
 
+    /// Every dataset index of the cursor's next optimizer step, in global order (the same on every rank).
+    public func globalBatch(at cursor: DataCursor) -> [Int] {
+        let (epoch, step) = nextStep(cursor)
+        return stepIndices(epoch: epoch, step: step)
+    }
+
     /// Rank `rank`'s micro-batches for the cursor's next optimizer step.
     public func microBatches(at cursor: DataCursor, rank: Int) -> [[Int]] {
         let (epoch, step) = nextStep(cursor)

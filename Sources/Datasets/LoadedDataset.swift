@@ -10,6 +10,8 @@ public struct LoadedDataset: Sendable {
     public var safetyPairs: [SafetyPair] = []
     public var scoredResponses: [ScoredResponse] = []
     public var prompts: [PromptRecord] = []
+    /// Pairs given as token ids (`tokens` schema); no template applies to them.
+    public var tokenizedPairs: [TokenizedPair] = []
     public var report = LoadReport()
 
     public init(schema: DatasetSchema) {

@@ -68,6 +68,10 @@ public struct LoadedModel {
     public let gguf: GGUFFile?
     public let source: URL
 
+    public init(model: Transformer, tokenizer: BPETokenizer?, gguf: GGUFFile?, source: URL) {
+        self.model = model; self.tokenizer = tokenizer; self.gguf = gguf; self.source = source
+    }
+
     /// The tokenizer, or an error saying the model file has none.
     public func requireTokenizer() throws -> BPETokenizer {
         guard let tokenizer else { throw ModelSourceError(message: "\(source.path) has no tokenizer; add tokenizer.json beside the weights") }

@@ -14,8 +14,16 @@ public final class Transformer {
     public let layout: ParameterLayout
     /// All parameters.
     public let parameters: FloatBuffer
-    /// All gradients (same layout), nil for an inference-only model.
-    public let gradients: FloatBuffer?
+    /// All gradients (same layout); nil for an inference-only model and for a frozen base under adapters.
+    public internal(set) var gradients: FloatBuffer?
+    /// Whether forward passes keep the activations backward needs.
+    public let training: Bool
+    /// LoRA adapters, when attached: they (and the score head) are then the trainable parameters.
+    public internal(set) var adapters: LoRAAdapters?
+    /// One seed per batch row for the adapters' dropout masks during training (nil: no dropout, e.g. evaluation).
+    public var adapterDropoutSeeds: [UInt64]?
+    /// The base weights' identity, taken when adapters were attached.
+    var baseIdentityCache: String?
     let rotary: RotaryTable
     var activations: Activations?
     var head: HeadBuffers?
@@ -29,6 +37,7 @@ public final class Transformer {
         layout = ParameterLayout(config: config)
         parameters = FloatBuffer(count: layout.count)
         gradients = trainable ? FloatBuffer(count: layout.count) : nil
+        training = trainable
         rotary = RotaryTable(positions: config.maxPositions, headSize: config.headSize, base: config.ropeTheta)
     }
 
@@ -45,13 +54,26 @@ public final class Transformer {
         }
     }
 
-    /// Sets every gradient to zero.
-    public func zeroGradients() { gradients?.zero() }
+    /// Sets every trainable gradient to zero.
+    public func zeroGradients() {
+        gradients?.zero()
+        adapters?.slab.gradients.zero()
+    }
 
     /// Parameter pointer at a slab offset.
     @inline(__always) func w(_ offset: Int) -> FloatPtr { parameters.pointer + offset }
-    /// Gradient pointer at a slab offset.
-    @inline(__always) func g(_ offset: Int) -> FloatPtr { gradients!.pointer + offset }
+    /// Gradient pointer at a slab offset (nil when the base is frozen).
+    @inline(__always) func g(_ offset: Int) -> FloatPtr? { gradients.map { $0.pointer + offset } }
+    /// The score head's weights (C): in the adapters' slab when adapters are attached.
+    var scoreWeight: FloatPtr? {
+        if let a = adapters, let o = a.scoreOffset { return a.slab.values.pointer + o }
+        return layout.score.map { w($0) }
+    }
+    /// The score head's gradient (C), nil when it is not trained.
+    var scoreGradient: FloatPtr? {
+        if let a = adapters, let o = a.scoreOffset { return a.slab.gradients.pointer + o }
+        return layout.score.flatMap { g($0) }
+    }
 
     // MARK: forward
 
@@ -65,9 +87,11 @@ public final class Transformer {
             a.time = T
         } else {
             activations = nil   // free the old buffers before allocating larger ones
-            activations = Activations(config: c, batch: B, time: T, training: gradients != nil)
+            activations = Activations(config: c, batch: B, time: T, training: training)
         }
         let a = activations!
+        let lora = adapters, seeds = adapterDropoutSeeds
+        lora?.reserve(rows: R)
         a.tokens = batch.tokens
         a.lengths = batch.lengths
         let C = c.hiddenSize, F = c.intermediateSize, QKV = c.qkvChannels, A = c.attentionChannels
@@ -80,6 +104,8 @@ public final class Transformer {
             RMSNorm.forward(out: s.attentionNorm.pointer, rstd: s.attentionRstd.pointer, inp: x, weight: w(o.attentionNorm),
                             rows: R, channels: C, eps: c.rmsNormEps)
             Matmul.forward(s.qkv.pointer, s.attentionNorm.pointer, w(o.qkv), M: R, N: QKV, K: C)
+            lora?.forward(layer: l, site: .qkv, input: s.attentionNorm.pointer, output: s.qkv.pointer, rows: R, stride: QKV, time: T,
+                          save: training, dropoutSeeds: seeds)
             Rotary.apply(s.qkv.pointer, rows: R, rowStride: QKV, heads: c.numHeads + c.numKVHeads, sequenceLength: T,
                          table: rotary, layout: c.ropeLayout)
             Attention.forward(out: s.attention.pointer, att: s.probabilities.pointer, qkv: s.qkv.pointer,
@@ -87,13 +113,19 @@ public final class Transformer {
             // middle = x + Wo · attention
             s.middle.pointer.update(from: x, count: R * C)
             Matmul.forward(s.middle.pointer, s.attention.pointer, w(o.output), M: R, N: C, K: A, accumulate: true)
+            lora?.forward(layer: l, site: .output, input: s.attention.pointer, output: s.middle.pointer, rows: R, stride: C, time: T,
+                          save: training, dropoutSeeds: seeds)
             RMSNorm.forward(out: s.mlpNorm.pointer, rstd: s.mlpRstd.pointer, inp: s.middle.pointer, weight: w(o.mlpNorm),
                             rows: R, channels: C, eps: c.rmsNormEps)
             Matmul.forward(s.gateUp.pointer, s.mlpNorm.pointer, w(o.gateUp), M: R, N: 2 * F, K: C)
+            lora?.forward(layer: l, site: .gateUp, input: s.mlpNorm.pointer, output: s.gateUp.pointer, rows: R, stride: 2 * F, time: T,
+                          save: training, dropoutSeeds: seeds)
             SwiGLU.forward(out: s.hidden.pointer, gateUp: s.gateUp.pointer, rows: R, features: F)
             // y = middle + Wdown · hidden
             y.update(from: s.middle.pointer, count: R * C)
             Matmul.forward(y, s.hidden.pointer, w(o.down), M: R, N: C, K: F, accumulate: true)
+            lora?.forward(layer: l, site: .down, input: s.hidden.pointer, output: y, rows: R, stride: C, time: T,
+                          save: training, dropoutSeeds: seeds)
         }
         RMSNorm.forward(out: a.finalNorm.pointer, rstd: a.finalRstd.pointer, inp: a.residual(c.numLayers).pointer,
                         weight: w(layout.finalNorm), rows: R, channels: C, eps: c.rmsNormEps)
@@ -126,12 +158,12 @@ public final class Transformer {
 
     /// Score head: one scalar per row, read at the row's last real token.
     public func scores() -> [Float] {
-        guard let s = layout.score else { preconditionFailure("scores() needs a model with scoreHead") }
+        guard let weight = scoreWeight else { preconditionFailure("scores() needs a model with scoreHead") }
         let a = activations!, C = config.hiddenSize
         return (0..<a.batch).map { b in
             let row = a.finalNorm.pointer + (b * a.time + a.lengths[b] - 1) * C
             var acc: Float = 0
-            for i in 0..<C { acc += row[i] * w(s)[i] }
+            for i in 0..<C { acc += row[i] * weight[i] }
             return acc
         }
     }
@@ -141,10 +173,11 @@ public final class Transformer {
     /// Accumulates ∂L/∂parameters into `gradients`, given ∂L/∂(log-probs of the last `logProbs` call)
     /// and/or ∂L/∂(scores).
     public func backward(dLogProbs: [Float]? = nil, dScores: [Float]? = nil) {
-        precondition(gradients != nil, "backward on an inference-only model")
+        precondition(training && (gradients != nil || adapters != nil), "backward on an inference-only model")
         let a = activations!, c = config, B = a.batch, T = a.time, R = B * T
         let C = c.hiddenSize, F = c.intermediateSize, QKV = c.qkvChannels, A = c.attentionChannels, V = c.vocabSize
         let dNorm = a.dNorm.pointer, dx = a.dResidual.pointer
+        let lora = adapters, seeds = adapterDropoutSeeds
         dNorm.update(repeating: 0, count: R * C)
         if let dLogProbs, let targets = lastTargets {
             let h = head!, N = targets.count
@@ -165,13 +198,14 @@ public final class Transformer {
             }
             lastTargets = nil
         }
-        if let dScores, let s = layout.score {
+        if let dScores, let weight = scoreWeight {
+            let gradient = scoreGradient
             for b in 0..<B {
                 let r = b * T + a.lengths[b] - 1
                 let row = a.finalNorm.pointer + r * C, d = dScores[b]
                 for i in 0..<C {
-                    dNorm[r * C + i] += d * w(s)[i]
-                    g(s)[i] += d * row[i]
+                    dNorm[r * C + i] += d * weight[i]
+                    gradient?[i] += d * row[i]
                 }
             }
         }
@@ -184,14 +218,20 @@ public final class Transformer {
             // MLP: dx holds ∂L/∂y; y = middle + Wdown · hidden.
             Matmul.backward(dinp: a.dHidden.pointer, dweight: g(o.down), dout: dx, inp: s.hidden.pointer, weight: w(o.down),
                             M: R, N: C, K: F, overwriteInput: true)
+            lora?.backward(layer: l, site: .down, input: s.hidden.pointer, dOutput: dx, dInput: a.dHidden.pointer, rows: R, stride: C,
+                           time: T, dropoutSeeds: seeds)
             SwiGLU.backward(dgateUp: a.dGateUp.pointer, dout: a.dHidden.pointer, gateUp: s.gateUp.pointer, rows: R, features: F)
             Matmul.backward(dinp: dNorm, dweight: g(o.gateUp), dout: a.dGateUp.pointer, inp: s.mlpNorm.pointer,
                             weight: w(o.gateUp), M: R, N: 2 * F, K: C, overwriteInput: true)
+            lora?.backward(layer: l, site: .gateUp, input: s.mlpNorm.pointer, dOutput: a.dGateUp.pointer, dInput: dNorm, rows: R,
+                           stride: 2 * F, time: T, dropoutSeeds: seeds)
             RMSNorm.backward(dinp: dx, dweight: g(o.mlpNorm), dout: dNorm, inp: s.middle.pointer, weight: w(o.mlpNorm),
                              rstd: s.mlpRstd.pointer, rows: R, channels: C)
             // Attention: dx holds ∂L/∂middle; middle = x + Wo · attention.
             Matmul.backward(dinp: a.dAttention.pointer, dweight: g(o.output), dout: dx, inp: s.attention.pointer,
                             weight: w(o.output), M: R, N: C, K: A, overwriteInput: true)
+            lora?.backward(layer: l, site: .output, input: s.attention.pointer, dOutput: dx, dInput: a.dAttention.pointer, rows: R,
+                           stride: C, time: T, dropoutSeeds: seeds)
             a.dQKV.zero()
             Attention.backward(dqkv: a.dQKV.pointer, dout: a.dAttention.pointer, att: s.probabilities.pointer,
                                qkv: s.qkv.pointer, shape: shape)
@@ -199,11 +239,13 @@ public final class Transformer {
                          table: rotary, layout: c.ropeLayout, inverse: true)
             Matmul.backward(dinp: dNorm, dweight: g(o.qkv), dout: a.dQKV.pointer, inp: s.attentionNorm.pointer,
                             weight: w(o.qkv), M: R, N: QKV, K: C, overwriteInput: true)
+            lora?.backward(layer: l, site: .qkv, input: s.attentionNorm.pointer, dOutput: a.dQKV.pointer, dInput: dNorm, rows: R,
+                           stride: QKV, time: T, dropoutSeeds: seeds)
             RMSNorm.backward(dinp: dx, dweight: g(o.attentionNorm), dout: dNorm, inp: a.residual(l).pointer,
                              weight: w(o.attentionNorm), rstd: s.attentionRstd.pointer, rows: R, channels: C)
         }
-        a.tokens.withUnsafeBufferPointer {
-            Embedding.backward(dtable: g(layout.embedding), dout: dx, tokens: $0.baseAddress!, rows: R, channels: C)
+        if let dtable = g(layout.embedding) {
+            a.tokens.withUnsafeBufferPointer { Embedding.backward(dtable: dtable, dout: dx, tokens: $0.baseAddress!, rows: R, channels: C) }
         }
     }
 }

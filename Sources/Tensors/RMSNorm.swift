@@ -15,8 +15,8 @@ public enum RMSNorm {
         }
     }
 
-    /// Backward: dinp (R, C) += ∂L/∂inp, dweight (C) += ∂L/∂weight, from dout (R, C).
-    public static func backward(dinp: FloatPtr, dweight: FloatPtr, dout: ConstFloatPtr, inp: ConstFloatPtr,
+    /// Backward: dinp (R, C) += ∂L/∂inp, dweight (C) += ∂L/∂weight (skipped when nil: a frozen weight), from dout (R, C).
+    public static func backward(dinp: FloatPtr, dweight: FloatPtr?, dout: ConstFloatPtr, inp: ConstFloatPtr,
                                 weight: ConstFloatPtr, rstd: ConstFloatPtr, rows R: Int, channels C: Int) {
         parallelFor(R, minimumPerThread: 64) { r in
             let x = inp + r * C, dy = dout + r * C, dx = dinp + r * C
@@ -27,6 +27,7 @@ public enum RMSNorm {
             for c in 0..<C { dx[c] += s * dy[c] * weight[c] - k * x[c] }
         }
         // The weight gradient sums over rows: serial in r, vectorised in c, deterministic.
+        guard let dweight else { return }
         for r in 0..<R {
             let x = inp + r * C, dy = dout + r * C
             let s = rstd[r]

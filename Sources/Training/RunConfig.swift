@@ -34,6 +34,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var optimizer: OptimizerConfig = OptimizerConfig()
     public var dpo: DPOConfig = DPOConfig()
     public var scoreModel: ScoreModelConfig = ScoreModelConfig()
+    /// LoRA adapters instead of full fine-tuning (rank 0: off).
+    public var lora: LoRAConfig = LoRAConfig()
     public var checkpoint: CheckpointConfig = CheckpointConfig()
     public var evaluation: EvaluationConfig = EvaluationConfig()
     public var distributed: DistributedConfig = DistributedConfig()
@@ -60,6 +62,12 @@ public struct RunConfig: Codable, Equatable, Sendable {
         if !(o.maxGradNorm > 0) { throw fail("optimizer.maxGradNorm", "must be positive (use a large value to disable clipping)") }
         if !(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1) { throw fail("optimizer.beta1/beta2", "must be in [0, 1)") }
         do { try dpo.lossConfig.validate() } catch { throw fail("dpo", "\(error)") }
+        if lora.rank < 0 { throw fail("lora.rank", "must be ≥ 0 (0: full fine-tuning), got \(lora.rank)") }
+        if lora.rank > 0 {
+            if !(lora.alpha > 0) { throw fail("lora.alpha", "must be positive (PEFT's lora_alpha; e.g. twice the rank), got \(lora.alpha)") }
+            if !(lora.dropout >= 0 && lora.dropout < 1) { throw fail("lora.dropout", "must be in [0, 1), got \(lora.dropout)") }
+            if lora.targets.isEmpty { throw fail("lora.targets", "name at least one of \(LoRATarget.allCases.map(\.rawValue).joined(separator: ", "))") }
+        }
         if checkpoint.every < 0 || checkpoint.keepLast < 1 { throw fail("checkpoint", "every must be ≥ 0 and keepLast ≥ 1") }
         if evaluation.every < 0 { throw fail("evaluation.every", "must be ≥ 0 (0: only at the end)") }
         if !(distributed.collectiveTimeout > 0) { throw fail("distributed.collectiveTimeout", "must be positive seconds") }
@@ -134,6 +142,23 @@ public struct DPOConfig: Codable, Equatable, Sendable {
     }
 }
 
+public struct LoRAConfig: Codable, Equatable, Sendable {
+    /// Adapter rank r (0: no adapters, full fine-tuning).
+    public var rank: Int = 0
+    /// PEFT's lora_alpha: the adapter output is scaled by alpha / r.
+    public var alpha: Double = 16
+    /// Dropout on each adapter's input (PEFT's lora_dropout).
+    public var dropout: Double = 0
+    /// The adapted projections: any of q, k, v, o, gate, up, down.
+    public var targets: [LoRATarget] = LoRATarget.allCases
+    public init() {}
+
+    /// The model-side settings, with A's initialisation seeded by the run's seed.
+    public func settings(seed: UInt64) -> LoRASettings {
+        LoRASettings(rank: rank, alpha: alpha, dropout: dropout, targets: targets, seed: seed)
+    }
+}
+
 public struct ScoreModelConfig: Codable, Equatable, Sendable {
     /// Coefficient of the score² regulariser (Safe-RLHF default 0.001).
     public var regularization: Double = 0.001
@@ -176,4 +201,37 @@ public struct DistributedConfig: Codable, Equatable, Sendable {
     /// Kernel/BLAS threads per rank (nil: cores ÷ ranks on the node).
     public var threads: Int?
     public init() {}
+}
+
+extension RunConfig {
+    /// Keys a resumed run may change: budgets, schedules of side work, outputs and the machine. Every
+    /// other key changes the math of the steps already taken, so a resume with a new value is refused.
+    public static let budgetKeyPrefixes = ["outputDir", "optimizer.maxSteps", "optimizer.epochs", "checkpoint.", "evaluation.",
+                                           "distributed.", "align."]
+
+    /// The values of every key that fixes the math of the steps taken, flattened to `a.b.c` paths
+    /// with JSON values (stored in checkpoints to name what changed on resume).
+    public var mathKeys: [String: String] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        guard let data = try? enc.encode(self), let object = try? JSONSerialization.jsonObject(with: data) else { return [:] }
+        var out: [String: String] = [:]
+        func walk(_ value: Any, _ path: String) {
+            if let d = value as? [String: Any] {
+                for (k, v) in d { walk(v, path.isEmpty ? k : path + "." + k) }
+            } else {
+                let text = (try? JSONSerialization.data(withJSONObject: [value], options: [.sortedKeys, .fragmentsAllowed]))
+                    .map { String(decoding: $0, as: UTF8.self) } ?? "\(value)"
+                out[path] = String(text.dropFirst().dropLast())
+            }
+        }
+        walk(object, "")
+        return out.filter { key, _ in !Self.budgetKeyPrefixes.contains { key == $0 || key.hasPrefix($0) } }
+    }
+
+    /// The keys whose values differ from `saved` (a checkpoint's `mathKeys`), sorted.
+    public func changedMathKeys(since saved: [String: String]) -> [String] {
+        let now = mathKeys
+        return Set(now.keys).union(saved.keys).filter { now[$0] != saved[$0] }.sorted()
+    }
 }

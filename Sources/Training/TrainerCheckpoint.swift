@@ -15,8 +15,15 @@ public struct TrainerState: Codable, Equatable, Sendable {
     public var adamStep: Int
     public var cursor: DataCursor
     public var configHash: String
+    /// What the objective prepared from (DPO: the reference log-probs' key); checked on resume.
     public var referenceKey: String
     public var worldSize: Int
+    /// The step generator's state after this step (nil in checkpoints of older builds).
+    public var rngState: UInt64?
+    /// The config keys that fix the math of the steps taken (`RunConfig.mathKeys`); nil in older checkpoints.
+    public var mathKeys: [String: String]?
+    /// The identity of the frozen base weights when only adapters are trained (nil: full fine-tuning).
+    public var baseModel: String?
 }
 
 /// One rank's own state (the random generators of its stochastic parts).
@@ -30,31 +37,39 @@ extension Trainer {
     static let modelFile = "model.safetensors.zst"
     static let optimizerFile = "optimizer.safetensors.zst"
     static let stateFile = "trainer.json"
+    static let objectiveFile = "objective.bin"
     static func rankFile(_ r: Int) -> String { String(format: "rank-%05d.json", r) }
 
     /// Writes checkpoint `step` (every rank calls this).
     func saveCheckpoint(step: Int) throws {
         let pending = try store.beginCheckpoint(step: step)
+        var wroteObjectiveState = false
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .prettyPrinted]
         try pending.writeFile(name: Self.rankFile(comm.rank),
                               bytes: try enc.encode(RankState(rank: comm.rank, worldSize: comm.size, rngState: rng.state)))
         if comm.rank == 0 {
             let t0 = Date()
-            let tensors: [TensorArchive.Tensor] = policy.layout.views.map {
-                (name: $0.name, shape: $0.shape, data: UnsafeBufferPointer(start: policy.parameters.pointer + $0.offset, count: $0.count))
+            let slab = trainable
+            let tensors: [TensorArchive.Tensor] = slab.views.map {
+                (name: $0.name, shape: $0.shape, data: UnsafeBufferPointer(start: slab.values.pointer + $0.offset, count: $0.count))
             }
             let meta = ["rope_layout": policy.config.ropeLayout.rawValue, "config": String(decoding: try JSONEncoder().encode(policy.config), as: UTF8.self)]
             let s1 = try pending.writeArchive(name: Self.modelFile, tensors: tensors, metadata: meta,
                                               shuffle: config.checkpoint.byteShuffle, level: config.checkpoint.zstdLevel)
-            let n = policy.layout.count
+            let n = slab.count
             let moments: [TensorArchive.Tensor] = [(name: "adam.m", shape: [n], data: UnsafeBufferPointer(start: adam.m.pointer, count: n)),
                                                    (name: "adam.v", shape: [n], data: UnsafeBufferPointer(start: adam.v.pointer, count: n))]
             let s2 = try pending.writeArchive(name: Self.optimizerFile, tensors: moments, metadata: [:],
                                               shuffle: config.checkpoint.byteShuffle, level: config.checkpoint.zstdLevel)
             FaultInjection.checkpointWrite(step: step)
             let state = TrainerState(step: step, adamStep: adam.step, cursor: cursor, configHash: config.trainingHash,
-                                     referenceKey: referenceKey, worldSize: comm.size)
+                                     referenceKey: objective.preparedKey, worldSize: comm.size, rngState: rng.state,
+                                     mathKeys: config.mathKeys, baseModel: policy.baseIdentity)
+            if let extra = try objective.checkpointState() {
+                try pending.writeFile(name: Self.objectiveFile, bytes: extra)
+                wroteObjectiveState = true
+            }
             try pending.writeFile(name: Self.stateFile, bytes: try enc.encode(state))
             let raw = Double(s1.rawBytes + s2.rawBytes), packed = Double(s1.compressedBytes + s2.compressedBytes)
             lastCheckpointStats = ["checkpoint/ratio": raw / packed, "checkpoint/write_mb_per_s": raw / 1e6 / Date().timeIntervalSince(t0),
@@ -62,7 +77,8 @@ extension Trainer {
         }
         try comm.barrier()
         if comm.rank == 0 {
-            let files = [Self.modelFile, Self.optimizerFile, Self.stateFile] + (0..<comm.size).map(Self.rankFile)
+            var files = [Self.modelFile, Self.optimizerFile, Self.stateFile] + (0..<comm.size).map(Self.rankFile)
+            if wroteObjectiveState { files.append(Self.objectiveFile) }
             var fields: [String: ManifestValue] = ["step": .int(Int64(step)), "world_size": .int(Int64(comm.size)),
                                                    "config_hash": .string(config.trainingHash)]
             for (k, v) in checkpointFields { fields[k] = .string(v) }
@@ -76,6 +92,7 @@ extension Trainer {
     /// Restores the newest valid checkpoint, if any; returns its step (0: none).
     func restoreCheckpoint() throws -> Int {
         var stateJSON: String? = nil
+        var objectiveState: [UInt8] = []
         if comm.rank == 0 {
             let selection = try store.latestValidCheckpoint()
             for line in selection.logLines { log.note(line) }
@@ -83,29 +100,55 @@ extension Trainer {
             try store.discardCheckpoints(after: selection.checkpoint?.step ?? 0)
             if let cp = selection.checkpoint {
                 let state = try JSONDecoder().decode(TrainerState.self, from: Data(contentsOf: cp.url(for: Self.stateFile)))
-                guard state.configHash == config.trainingHash else {
-                    throw RunConfigError(key: "outputDir", message: "\(cp.directory.path) was written by a run with a different configuration; use a new outputDir or restore the original config")
-                }
+                try checkResumable(state, directory: cp.directory)
                 let model = try TensorArchive.read(cp.url(for: Self.modelFile))
-                for v in policy.layout.views {
-                    try model.copyFloats(v.name, into: UnsafeMutableBufferPointer(start: policy.parameters.pointer + v.offset, count: v.count))
+                let slab = trainable
+                for v in slab.views {
+                    try model.copyFloats(v.name, into: UnsafeMutableBufferPointer(start: slab.values.pointer + v.offset, count: v.count))
                 }
                 let opt = try TensorArchive.read(cp.url(for: Self.optimizerFile))
                 try opt.copyFloats("adam.m", into: UnsafeMutableBufferPointer(start: adam.m.pointer, count: adam.m.count))
                 try opt.copyFloats("adam.v", into: UnsafeMutableBufferPointer(start: adam.v.pointer, count: adam.v.count))
                 stateJSON = String(decoding: try Data(contentsOf: cp.url(for: Self.stateFile)), as: UTF8.self)
+                objectiveState = FileManager.default.contents(atPath: cp.url(for: Self.objectiveFile).path).map { [UInt8]($0) } ?? []
                 log.note("resuming from \(cp.directory.lastPathComponent) (written by \(state.worldSize) rank(s), now \(comm.size))")
             }
         }
         let shared = try comm.broadcastString(stateJSON ?? "", root: 0)
         guard !shared.isEmpty else { return 0 }
         let state = try JSONDecoder().decode(TrainerState.self, from: Data(shared.utf8))
-        try comm.broadcast(policy.parameters.pointer, count: policy.layout.count, root: 0)
+        let slab = trainable
+        try comm.broadcast(slab.values.pointer, count: slab.count, root: 0)
         try comm.broadcast(adam.m.pointer, count: adam.m.count, root: 0)
         try comm.broadcast(adam.v.pointer, count: adam.v.count, root: 0)
         adam.step = state.adamStep
         cursor = state.cursor
+        if let r = state.rngState { rng.state = r }
+        var extra = objectiveState
+        try comm.broadcast(&extra, root: 0)
+        if !extra.isEmpty { try objective.restore(checkpointState: Data(extra)) }
         return state.step
+    }
+
+    /// Refuses a checkpoint whose steps were taken with other math: a changed key (named), another
+    /// reference or data, or another base model under the adapters. Budget keys (maxSteps, checkpoint and
+    /// evaluation frequency, outputs) may change: the run continues.
+    func checkResumable(_ state: TrainerState, directory: URL) throws {
+        if let saved = state.mathKeys {
+            let changed = config.changedMathKeys(since: saved)
+            if let first = changed.first {
+                let list = changed.prefix(6).map { "\($0) (\(saved[$0] ?? "unset") → \(config.mathKeys[$0] ?? "unset"))" }.joined(separator: ", ")
+                throw RunConfigError(key: first, message: "\(directory.path) was trained with other values of \(list); these change the steps already taken — restore them, or use a new outputDir")
+            }
+        } else if state.configHash != config.trainingHash {
+            throw RunConfigError(key: "outputDir", message: "\(directory.path) was written by a run with a different configuration; use a new outputDir or restore the original config")
+        }
+        if !state.referenceKey.isEmpty && state.referenceKey != objective.preparedKey {
+            throw RunConfigError(key: "model", message: "\(directory.path) was trained against another reference model or data (key \(state.referenceKey), now \(objective.preparedKey)); restore the original model and data, or use a new outputDir")
+        }
+        if state.baseModel != policy.baseIdentity {
+            throw RunConfigError(key: "model", message: "\(directory.path) holds adapters for base model \(state.baseModel ?? "none (full fine-tuning)"), but this run's base is \(policy.baseIdentity ?? "none (full fine-tuning)"); use the original model, or a new outputDir")
+        }
     }
 }
 

@@ -12,14 +12,26 @@ public struct TrainingData {
     public var eval: [TokenizedPair]
     public var report: LoadReport
 
-    /// Loads `config.data` for `task`: safety pairs (chosen = safer, with labels) and preference pairs.
-    public static func load(_ config: RunConfig, template: ChatTemplate, baseDirectory: URL? = nil) throws -> TrainingData {
+    /// Loads `config.data` for `task`: safety pairs (chosen = safer, with labels) and preference pairs, rendered
+    /// with `template` (which only pre-tokenized `tokens` datasets can do without).
+    public static func load(_ config: RunConfig, template: ChatTemplate?, baseDirectory: URL? = nil) throws -> TrainingData {
         let limits = TruncationLimits(maxLength: config.data.maxLength, maxPromptLength: config.data.maxPromptLength)
-        let tokenizer = try PairTokenizer(template: template, limits: limits)
+        let tokenizer = try template.map { try PairTokenizer(template: $0, limits: limits) }
         var train: [TokenizedPair] = [], eval: [TokenizedPair] = []
         var report = LoadReport()
-        for spec in config.data.datasets {
+        for (i, spec) in config.data.datasets.enumerated() {
             var loaded = try spec.load(relativeTo: baseDirectory)
+            if spec.schema == .tokens {
+                let split = try spec.heldOutSplit()
+                for p in loaded.tokenizedPairs.compactMap({ limits.truncate($0, report: &loaded.report) }) {
+                    if spec.evalFraction > 0 && split.isHeldOut(p.id) { eval.append(p) } else { train.append(p) }
+                }
+                report.merge(loaded.report)
+                continue
+            }
+            guard let tokenizer else {
+                throw RunConfigError(key: "data.datasets[\(i)]", message: "schema \(spec.schema.rawValue) holds text, and the model has no tokenizer to render it; give a model with its tokenizer (a GGUF, or tokenizer.json beside the weights) or pre-tokenized data (schema: tokens)")
+            }
             // Cost models learn from safety pairs (with their labels) when a dataset has them; every other
             // task from the preference pairs (a dataset's safety pairs restate its harmlessness pairs).
             let useSafety = config.task == .cost ? !loaded.safetyPairs.isEmpty : loaded.pairs.isEmpty

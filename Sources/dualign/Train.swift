@@ -8,6 +8,7 @@ import Models
 import Tensors
 import Tokenizers
 import Training
+import Datasets
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -88,7 +89,8 @@ struct RunOptions: ParsableArguments {
         configureThreads(config.distributed.threads, ranks: comm.size)
         if comm.rank == 0 { Output.line("resolved config:\n" + RunConfigLoader.json(config)) }
         let loaded = try ModelSource.load(config.model, trainable: true, scoreHead: task == .reward || task == .cost, loadWeights: comm.rank == 0)
-        let template = try chatTemplate(config, loaded)
+        // Pre-tokenized data needs no template (and a model without a tokenizer can train on it).
+        let template = loaded.tokenizer == nil && config.data.datasets.allSatisfy({ $0.schema == .tokens }) ? nil : try chatTemplate(config, loaded)
         let trainer = try Trainer(config: config, communicator: comm, model: loaded, template: template)
         let summary = try trainer.run()
         if comm.rank == 0 {
