@@ -10,6 +10,8 @@ public struct LoadedDataset: Sendable {
     public var safetyPairs: [SafetyPair] = []
     public var scoredResponses: [ScoredResponse] = []
     public var prompts: [PromptRecord] = []
+    public var demonstrations: [Demonstration] = []
+    public var labelledCompletions: [LabelledCompletion] = []
     public var report = LoadReport()
 
     public init(schema: DatasetSchema) {
@@ -36,6 +38,7 @@ public struct LoadedDataset: Sendable {
         for p in pairs { add(p.id, p.prompt, p.promptText, p.source) }
         for p in safetyPairs { add(p.id, p.prompt, p.promptText, p.source) }
         for r in scoredResponses { add(r.id, r.prompt, r.promptText, r.source) }
+        for d in demonstrations { add(d.id, d.prompt, d.promptText, d.source) }
         return out
     }
 
@@ -45,5 +48,7 @@ public struct LoadedDataset: Sendable {
         report.safetyPairs = safetyPairs.count
         report.scoredResponses = scoredResponses.count
         report.prompts = prompts.count
+        report.demonstrations = demonstrations.count
+        report.labelledCompletions = labelledCompletions.count
     }
 }
