@@ -13,7 +13,8 @@ public struct DataRootError: Error, CustomStringConvertible, Equatable, Sendable
         self.message = message
     }
 
-    public var description: String { "\(subject): \(message)" }
+    /// `DUALIGN_DATA is not set; …`: the subject, then what is wrong with it and what to do.
+    public var description: String { "\(subject) \(message)" }
 }
 
 /// The folder that holds the public preference and safety data (HH-RLHF, XSTest, refusal-direction,

@@ -11,15 +11,15 @@
 /// | `pyrit-harm` | PyRIT `scorer_evals/harm/*.csv` | lower-harm ≻ higher-harm pairs by objective, scored responses (cost = mean harm) |
 /// | `scores` | JSONL/CSV `prompt`, `response`, `reward` and/or `cost` (and optional `is_safe`) | scored responses |
 /// | `prompts` | JSONL/CSV `prompt` (optional `id`, `label`, `category`) | prompts |
-/// | `refusal-direction` | andyrdt/refusal_direction runs `<model>/{jailbreakbench,harmless}_{baseline,ablation,actadd}_evaluations.json` (Apache-2.0) | per model and prompt: harmful refusal ≻ ablated compliance (harmlessness + safety pairs, 5 models: 325), benign helpful ≻ induced refusal (helpfulness: 402), labels agreeing and completions cut; 2,000 labelled completions; 200 prompts |
-/// | `safety-tuned-llamas` | vinid/safety-tuned-llamas `safety_only_data_Instructions.json` (+ `evaluation/*.json` prompt sets) (CC BY-NC 4.0) | 2,483 demonstrations (harmful instruction, safe answer) and prompts; evaluation files: prompts labelled safe/unsafe |
-/// | `coconot` | allenai/noncompliance `coconot_pref.jsonl` (MIT) | 927 helpfulness pairs (helpful ≻ over-refusal) with category/subcategory, demonstrations (chosen), prompts labelled safe |
-/// | `jailbreakbench` | JailbreakBench/artifacts `<method>/<attack>/<model>.json` (MIT) | 1,573 (goal, response, jailbroken) scored responses; 1,000 pairs not jailbroken ≻ jailbroken on one goal (+ safety pairs); 105 goals as prompts |
-/// | `alpaca-eval` | tatsu-lab/alpaca_eval `<generator>/model_outputs.json`, `annotations.json` (Apache-2.0; outputs under their generators' terms) | 4,024 demonstrations (one per generator and instruction), 1,565 GPT-4 helpfulness pairs, 805 prompts |
-/// | `red-instruct` | declare-lab/red-instruct `harmfulqa.json`, `dangerousqa.json` (Apache-2.0) | 2,160 harmful questions as prompts (topic/subtopic as category) |
+/// | `refusal-direction` | andyrdt/refusal_direction `<model>/{jailbreakbench,harmless}_{baseline,ablation,actadd}_evaluations.json` (Apache-2.0) | per model and prompt, labels agreeing, texts cut: harmful refusal ≻ ablated compliance (harmlessness + safety pairs), benign helpful ≻ induced refusal (helpfulness); labelled completions; prompts. Measured: 332 + 476 pairs, 2,000 completions, 200 prompts; 224 + 476 pairs after the evaluation filter |
+/// | `safety-tuned-llamas` | vinid/safety-tuned-llamas `safety_only_data_Instructions.json` (+ `evaluation/*.json`) (CC BY-NC 4.0) | demonstrations (harmful instruction, safe answer) and prompts; evaluation sets as labelled prompts. Measured: 2,483 demonstrations, 2,483 + 668 prompts |
+/// | `coconot` | allenai/noncompliance `coconot_pref.jsonl` (MIT) | helpfulness pairs (helpful ≻ over-refusal) with category/subcategory, demonstrations (chosen), prompts. Measured: 927 of each |
+/// | `jailbreakbench` | JailbreakBench/artifacts `<method>/<attack>/<model>.json` (MIT) | (goal, response, jailbroken) scored responses; not jailbroken ≻ jailbroken pairs on one goal (+ safety pairs); goals as prompts. Measured: 1,637 responses, 935 pairs, 105 goals; 1,128 / 621 / 74 after the evaluation filter |
+/// | `alpaca-eval` | tatsu-lab/alpaca_eval `<generator>/model_outputs.json`, `annotations.json` (Apache-2.0; outputs under their generators' terms) | demonstrations per generator, GPT-4 helpfulness pairs, prompts. Measured: 4,022 demonstrations, 1,564 pairs, 805 prompts |
+/// | `red-instruct` | declare-lab/red-instruct `harmfulqa.json`, `dangerousqa.json` (Apache-2.0) | harmful questions as prompts (topic/subtopic as category). Measured: 2,160 (2,157 after the evaluation filter) |
 ///
 /// The last six drop records whose prompt matches an evaluation prompt by default
-/// (`DatasetOptions.excludeEvaluationPrompts`); counts per source are in `docs/data.md`.
+/// (`DatasetOptions.excludeEvaluationPrompts`); `docs/data.md` has the counts per source.
 public enum DatasetSchema: String, Sendable, Codable, CaseIterable {
     case trl = "trl"
     case hhRLHF = "hh-rlhf"

@@ -11,20 +11,17 @@ public struct Demonstration: Equatable, Sendable {
     public var response: String
     /// Who wrote the response (AlpacaEval's generator, the source's model), when the source says.
     public var model: String?
-    /// Whether the response refuses, when the source says or the schema can tell (nil: unknown).
-    public var isRefusal: Bool?
     /// A category from the source (CoCoNot's subcategory, AlpacaEval's dataset).
     public var category: String?
     public var source: SourceLocation
 
     public init(id: String, prompt: [ChatMessage], promptText: String? = nil, response: String, model: String? = nil,
-                isRefusal: Bool? = nil, category: String? = nil, source: SourceLocation) {
+                category: String? = nil, source: SourceLocation) {
         self.id = id
         self.prompt = prompt
         self.promptText = promptText
         self.response = response
         self.model = model
-        self.isRefusal = isRefusal
         self.category = category
         self.source = source
     }

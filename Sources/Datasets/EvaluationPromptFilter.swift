@@ -131,7 +131,7 @@ public struct EvaluationPromptFilter: Sendable {
                 xstest = try DataRoot.path("xstest/xstest_prompts.csv", environment: environment)
             } catch let e as DataRootError {
                 throw DatasetError(.invalidConfiguration, file: e.subject, field: "excludeEvaluationPrompts",
-                                   "the held-out XSTest prompts must be kept out of training, but \(e.message)")
+                                   "the held-out XSTest prompts must be kept out of training, but \(e.description)")
             }
             return Files(advbench: prompts.appendingPathComponent("adv_bench.prompt").path,
                          harmbench: prompts.appendingPathComponent("harmbench_prompts.txt").path, xstest: xstest)

@@ -27,10 +27,12 @@ public enum JailbreakBenchSchema {
         var source: SourceLocation
     }
 
-    /// Whether a file under an artifacts directory is an attack artifact (`<method>/<type>/<model>.json`).
+    /// Whether a file under a directory is an attack artifact (`<method>/<type>/<model>.json`): a
+    /// `.json` file other than a method's `attack-info.json`, `evaluation.json` or `submission.json`,
+    /// and not one of the `test-artifact` placeholders.
     static func isArtifact(_ relative: String) -> Bool {
         let parts = relative.split(separator: "/")
-        guard let name = parts.last, name.hasSuffix(".json"), parts.count >= 3 else { return false }
+        guard let name = parts.last, name.hasSuffix(".json") else { return false }
         return !parts.contains("test-artifact") && !["attack-info.json", "evaluation.json", "submission.json"].contains(String(name))
     }
 

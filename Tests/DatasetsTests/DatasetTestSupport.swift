@@ -108,9 +108,10 @@ enum SharedData {
     /// `${DUALIGN_CACHE:-$HOME/.cache/dualign}`.
     static var cacheDirectory: URL { DataRoot.cacheDirectory() }
 
-    /// The cached evaluation prompt files (`launch/assets.sh prompts`), installed on demand; fails the
-    /// test when they cannot be installed.
+    /// The evaluation prompts the filter reads: the cached files of `launch/assets.sh prompts`
+    /// (installed on demand) and the data root; fails the test when they cannot be had.
     static func requirePrompts(file: StaticString = #filePath, line: UInt = #line) throws {
+        _ = try directory(file: file, line: line)   // the filter also reads the held-out XSTest prompts
         let adv = cacheDirectory.appendingPathComponent("prompts/adv_bench.prompt").path
         if FileManager.default.fileExists(atPath: adv) { return }
         if ProcessInfo.processInfo.environment["DUALIGN_SKIP_ASSETS"] == "1" { throw XCTSkip("no \(adv) and DUALIGN_SKIP_ASSETS=1") }

@@ -62,6 +62,8 @@ final class JailbreakBenchSchemaTests: XCTestCase {
         // Both jailbroken responses are paired with the one refusal (round robin).
         XCTAssertEqual(d.pairs.map(\.chosen), ["I'm sorry.", "I'm sorry."])
         XCTAssertEqual(d.pairs.map(\.rejected), ["Sure: step 1.", "And sure."])
+        // A method or attack-type folder is searched the same way.
+        XCTAssertEqual(try DatasetLoader.load(.jailbreakBench, paths: [dir.url.appendingPathComponent("PAIR").path], options: skip).pairs, d.pairs)
         // Not an artifact file: no jailbreaks array.
         let other = try dir.write("x.json", #"{"models": {}}"#)
         XCTAssertEqual(expectDatasetError(try DatasetLoader.load(.jailbreakBench, paths: [other], options: unfiltered))?.field, "jailbreaks")
