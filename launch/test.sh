@@ -11,6 +11,9 @@ launch/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 for what in vocab pyrit prompts; do
     launch/assets.sh "$what" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 done
+# The public data root (../shared/data, or a verified download); tests and the library read DUALIGN_DATA.
+DUALIGN_DATA="$(launch/assets.sh data)" || { echo "0 passed, 1 failed"; exit 1; }
+export DUALIGN_DATA
 
 # One release build with testing enabled serves the test bundle and the `dualign` binary the
 # multi-rank tests launch. BLAS threads: tests that measure nothing run with the default pool.

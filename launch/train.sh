@@ -7,7 +7,8 @@
 # Usage: launch/train.sh TASK CONFIG.yaml [--ranks N] [-- extra dualign arguments, e.g. --set key=value]
 #   TASK: sft | dpo | reward | cost (dualign train), or mocan | pecan | sacpo | primal-dual (dualign align)
 # Environment: DUALIGN_BIN (default .build/release/dualign), MPIRUN_ARGS (extra mpirun flags,
-#   e.g. "--hostfile cluster/hostfile.example" on a cluster).
+#   e.g. "--hostfile cluster/hostfile.example" on a cluster), DUALIGN_DATA (the data root; default: what
+#   `launch/assets.sh data` resolves; passed to every rank).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,10 @@ case "$task" in
     mocan|pecan|sacpo|primal-dual) command=(align "$task") ;;
     *) command=(train "$task") ;;
 esac
+
+# The public data root: configs name it as $DUALIGN_DATA (verified, or downloaded, by the asset script).
+DUALIGN_DATA="$(launch/assets.sh data)"
+export DUALIGN_DATA
 
 BIN=${DUALIGN_BIN:-.build/release/dualign}
 if [ ! -x "$BIN" ]; then
@@ -51,5 +56,6 @@ mapfile -t detection < <("$BIN" launch-flags --config "$config" "${extra[@]}" | 
 binding=(--bind-to core --map-by core)
 [ "$ranks" -le "$cores" ] || binding=(--oversubscribe --bind-to none)
 # shellcheck disable=SC2086
-exec mpirun --allow-run-as-root "${binding[@]}" "${detection[@]}" -np "$ranks" -x OPENBLAS_NUM_THREADS=$threads ${MPIRUN_ARGS:-} \
+exec mpirun --allow-run-as-root "${binding[@]}" "${detection[@]}" -np "$ranks" -x OPENBLAS_NUM_THREADS=$threads -x DUALIGN_DATA \
+    ${DUALIGN_CACHE:+-x DUALIGN_CACHE} ${MPIRUN_ARGS:-} \
     "$BIN" "${command[@]}" --config "$config" --set distributed.threads=$threads "${extra[@]}"

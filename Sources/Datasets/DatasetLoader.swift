@@ -22,8 +22,18 @@ public enum DatasetLoader {
         case .scores: loaded = try ScoresSchema.load(paths: paths, options: options)
         case .prompts: loaded = try PromptsSchema.load(paths: paths, options: options)
         case .tokens: loaded = try TokensSchema.load(paths: paths, options: options)
+        case .refusalDirection: loaded = try RefusalDirectionSchema.load(paths: paths, options: options)
+        case .safetyTunedLlamas: loaded = try SafetyTunedLlamasSchema.load(paths: paths, options: options)
+        case .coconot: loaded = try CoCoNotSchema.load(paths: paths, options: options)
+        case .jailbreakBench: loaded = try JailbreakBenchSchema.load(paths: paths, options: options)
+        case .alpacaEval: loaded = try AlpacaEvalSchema.load(paths: paths, options: options)
+        case .redInstruct: loaded = try RedInstructSchema.load(paths: paths, options: options)
         }
         loaded.applyFilters(options)
+        if options.excludesEvaluationPrompts(for: schema) {
+            let holdout = options.evaluationXSTestHoldout ?? EvaluationPromptFilter.defaultXSTestHoldout
+            try EvaluationPromptFilter.standard(xstestHoldout: holdout).apply(to: &loaded)
+        }
         return loaded
     }
 }
@@ -46,6 +56,8 @@ extension LoadedDataset {
             safetyPairs = safetyPairs.filter { keep($0.prompt) }
             scoredResponses = scoredResponses.filter { keep($0.prompt) }
             prompts = prompts.filter { keep($0.prompt) }
+            demonstrations = demonstrations.filter { keep($0.prompt) }
+            labelledCompletions = labelledCompletions.filter { keep($0.prompt) }
         }
         if options.aspects != nil || options.excludeHeldOutPrompts != nil { countOutputs() }
     }

@@ -68,6 +68,17 @@ public struct DatasetOptions: Equatable, Sendable, Codable {
     /// Leave out every record whose prompt this split holds out (keyed by the last user turn,
     /// trimmed): the prompts an evaluation (`dualign eval --xstest-holdout`) keeps unseen.
     public var excludeHeldOutPrompts: HeldOutSplit?
+    /// Drop every record whose prompt is an evaluation prompt or a near duplicate of one (AdvBench,
+    /// HarmBench and the held-out XSTest prompts; `EvaluationPromptFilter`), counting the drops in
+    /// `LoadReport.evaluationOverlap`. nil: the schema's default (on for the public sources added for
+    /// refusal training, `DatasetSchema.excludesEvaluationPromptsByDefault`). When on and the prompt
+    /// files are missing, loading fails and says to run `launch/assets.sh prompts`.
+    public var excludeEvaluationPrompts: Bool?
+    /// The XSTest split whose held-out prompts `excludeEvaluationPrompts` protects (nil: the split
+    /// `dualign eval` uses by default, fraction 0.3, seed 11).
+    public var evaluationXSTestHoldout: HeldOutSplit?
+    /// refusal-direction: how the run-on completions are cut before they become pairs.
+    public var completionCut: CompletionCut = .firstParagraph
 
     public init() {}
 
@@ -85,6 +96,14 @@ public struct DatasetOptions: Equatable, Sendable, Codable {
         harmScoreGap = try c.decodeIfPresent(Double.self, forKey: .harmScoreGap) ?? d.harmScoreGap
         aspects = try c.decodeIfPresent([PreferenceAspect].self, forKey: .aspects)
         excludeHeldOutPrompts = try c.decodeIfPresent(HeldOutSplit.self, forKey: .excludeHeldOutPrompts)
+        excludeEvaluationPrompts = try c.decodeIfPresent(Bool.self, forKey: .excludeEvaluationPrompts)
+        evaluationXSTestHoldout = try c.decodeIfPresent(HeldOutSplit.self, forKey: .evaluationXSTestHoldout)
+        completionCut = try c.decodeIfPresent(CompletionCut.self, forKey: .completionCut) ?? d.completionCut
+    }
+
+    /// Whether records matching evaluation prompts are dropped when loading `schema`.
+    public func excludesEvaluationPrompts(for schema: DatasetSchema) -> Bool {
+        excludeEvaluationPrompts ?? schema.excludesEvaluationPromptsByDefault
     }
 
     /// Checks the values, naming the option to change.

@@ -7,7 +7,7 @@ import Foundation
 ///
 /// ```yaml
 /// schema: hh-rlhf
-/// paths: [../shared/data/hh-rlhf/harmless-base-test.jsonl.gz]
+/// paths: [$DUALIGN_DATA/hh-rlhf/harmless-base-test.jsonl.gz]
 /// skipInvalidRows: true
 /// evalFraction: 0.05
 /// ```
@@ -47,6 +47,8 @@ public struct DatasetSpec: Equatable, Sendable, Codable {
         o.xstestPrompts = ""
         o.aspects = []
         o.excludeHeldOutPrompts = try? HeldOutSplit(fraction: 0)
+        o.excludeEvaluationPrompts = true
+        o.evaluationXSTestHoldout = try? HeldOutSplit(fraction: 0)
         let data = (try? JSONEncoder().encode(o)) ?? Data()
         let keys = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?.keys.map { $0 } ?? []
         return Set(keys + ["schema", "paths", "evalFraction", "splitSeed"])
@@ -80,18 +82,33 @@ public struct DatasetSpec: Equatable, Sendable, Codable {
         try c.encode(splitSeed, forKey: .splitSeed)
     }
 
-    /// The paths with relative ones resolved against `base` (nil: the working directory).
-    public func resolvedPaths(relativeTo base: URL? = nil) -> [String] {
-        paths.map { path in
-            let expanded = (path as NSString).expandingTildeInPath
-            guard let base, !expanded.hasPrefix("/") else { return expanded }
-            return base.appendingPathComponent(expanded).standardizedFileURL.path
-        }
+    /// The paths with `$DUALIGN_DATA` / `${DUALIGN_DATA}` expanded to the data root (`DataRoot`), `~`
+    /// expanded, and relative ones resolved against `base` (nil: the working directory).
+    ///
+    /// - Throws: `DataRootError` when a path names the data root and `DUALIGN_DATA` is unusable.
+    public func resolvedPaths(relativeTo base: URL? = nil) throws -> [String] {
+        try paths.map { try Self.resolve($0, relativeTo: base) }
+    }
+
+    /// The spec with its paths and `xstestPrompts` resolved (see `resolvedPaths`).
+    public func resolved(relativeTo base: URL? = nil) throws -> DatasetSpec {
+        var spec = self
+        spec.paths = try resolvedPaths(relativeTo: base)
+        spec.options.xstestPrompts = try options.xstestPrompts.map { try Self.resolve($0, relativeTo: base) }
+        return spec
+    }
+
+    /// One path resolved: data root, home directory, then `base`.
+    static func resolve(_ path: String, relativeTo base: URL?) throws -> String {
+        let expanded = (try DataRoot.expand(path) as NSString).expandingTildeInPath
+        guard let base, !expanded.hasPrefix("/") else { return expanded }
+        return base.appendingPathComponent(expanded).standardizedFileURL.path
     }
 
     /// Loads the dataset.
     public func load(relativeTo base: URL? = nil) throws -> LoadedDataset {
-        try DatasetLoader.load(schema, paths: resolvedPaths(relativeTo: base), options: options)
+        let spec = try resolved(relativeTo: base)
+        return try DatasetLoader.load(schema, paths: spec.paths, options: spec.options)
     }
 
     /// The held-out split this spec describes.

@@ -17,6 +17,10 @@ public struct LoadReport: Equatable, Sendable, CustomStringConvertible {
     public var scoredResponses = 0
     /// Prompt records produced.
     public var prompts = 0
+    /// Demonstrations (prompt and response to imitate) produced.
+    public var demonstrations = 0
+    /// Labelled completions (responses with the source's refusal verdict) produced.
+    public var labelledCompletions = 0
     /// Malformed rows skipped because `skipInvalidRows` is on.
     public var skippedInvalid = 0
     /// Pairs/rows dropped because a response was empty: whitespace-only text when loading, or no
@@ -26,6 +30,14 @@ public struct LoadReport: Equatable, Sendable, CustomStringConvertible {
     public var droppedIdenticalResponses = 0
     /// XSTest completions left out as partial refusals.
     public var skippedPartialRefusal = 0
+    /// Pairs left out because the source's labels contradict the pair (refusal-direction: the
+    /// "refusal" was not labelled a refusal, or the ablated "compliance" was labelled a refusal or safe).
+    public var droppedDisagreeingLabels = 0
+    /// Rows left out because the source gives them no usable label or response (JailbreakBench
+    /// behaviours with no submitted prompt, AlpacaEval ties and missing preferences).
+    public var skippedUnlabelled = 0
+    /// Records dropped because their prompt matches an evaluation prompt (`excludeEvaluationPrompts`).
+    public var evaluationOverlap = EvaluationOverlap()
     /// Pairs dropped because the (truncated) prompt leaves no room for a response within `maxLength`.
     public var droppedPromptTooLong = 0
     /// Pairs whose prompt was left-truncated.
@@ -49,13 +61,17 @@ public struct LoadReport: Equatable, Sendable, CustomStringConvertible {
         if safetyPairs > 0 { parts.append("\(safetyPairs) safety pairs") }
         if scoredResponses > 0 { parts.append("\(scoredResponses) scored responses") }
         if prompts > 0 { parts.append("\(prompts) prompts") }
+        if demonstrations > 0 { parts.append("\(demonstrations) demonstrations") }
+        if labelledCompletions > 0 { parts.append("\(labelledCompletions) labelled completions") }
         for (name, n) in [("skipped invalid", skippedInvalid), ("dropped empty response", droppedEmptyResponse),
                           ("dropped identical responses", droppedIdenticalResponses),
                           ("skipped partial refusals", skippedPartialRefusal),
+                          ("dropped disagreeing labels", droppedDisagreeingLabels), ("skipped unlabelled", skippedUnlabelled),
                           ("dropped prompt too long", droppedPromptTooLong),
                           ("truncated prompts", truncatedPrompts), ("truncated responses", truncatedResponses)] where n > 0 {
             parts.append("\(n) \(name)")
         }
+        if evaluationOverlap.records > 0 { parts.append("dropped as evaluation overlap: \(evaluationOverlap)") }
         return parts.joined(separator: ", ")
     }
 }

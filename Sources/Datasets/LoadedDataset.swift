@@ -12,6 +12,8 @@ public struct LoadedDataset: Sendable {
     public var prompts: [PromptRecord] = []
     /// Pairs given as token ids (`tokens` schema); no template applies to them.
     public var tokenizedPairs: [TokenizedPair] = []
+    public var demonstrations: [Demonstration] = []
+    public var labelledCompletions: [LabelledCompletion] = []
     public var report = LoadReport()
 
     public init(schema: DatasetSchema) {
@@ -38,6 +40,7 @@ public struct LoadedDataset: Sendable {
         for p in pairs { add(p.id, p.prompt, p.promptText, p.source) }
         for p in safetyPairs { add(p.id, p.prompt, p.promptText, p.source) }
         for r in scoredResponses { add(r.id, r.prompt, r.promptText, r.source) }
+        for d in demonstrations { add(d.id, d.prompt, d.promptText, d.source) }
         return out
     }
 
@@ -47,5 +50,7 @@ public struct LoadedDataset: Sendable {
         report.safetyPairs = safetyPairs.count
         report.scoredResponses = scoredResponses.count
         report.prompts = prompts.count
+        report.demonstrations = demonstrations.count
+        report.labelledCompletions = labelledCompletions.count
     }
 }

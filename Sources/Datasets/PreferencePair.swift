@@ -31,9 +31,12 @@ public struct PreferencePair: Equatable, Sendable {
     public var source: SourceLocation
     /// The row of the rejected response when it comes from another row (XSTest, PyRIT), else nil.
     public var rejectedSource: SourceLocation?
+    /// The source's category of the prompt (CoCoNot's subcategory, JailbreakBench's category), else nil.
+    public var category: String?
 
     public init(id: String, prompt: [ChatMessage], promptText: String? = nil, chosen: String, rejected: String,
-                aspect: PreferenceAspect = .general, source: SourceLocation, rejectedSource: SourceLocation? = nil) {
+                aspect: PreferenceAspect = .general, source: SourceLocation, rejectedSource: SourceLocation? = nil,
+                category: String? = nil) {
         self.id = id
         self.prompt = prompt
         self.promptText = promptText
@@ -42,6 +45,7 @@ public struct PreferencePair: Equatable, Sendable {
         self.aspect = aspect
         self.source = source
         self.rejectedSource = rejectedSource
+        self.category = category
     }
 
     /// A key that is equal for pairs with the same prompt (used to keep a prompt's pairs in one split).

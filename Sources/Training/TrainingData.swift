@@ -72,6 +72,9 @@ extension LoadReport {
         droppedEmptyResponse += o.droppedEmptyResponse; droppedIdenticalResponses += o.droppedIdenticalResponses
         skippedPartialRefusal += o.skippedPartialRefusal; droppedPromptTooLong += o.droppedPromptTooLong
         truncatedPrompts += o.truncatedPrompts; truncatedResponses += o.truncatedResponses
+        demonstrations += o.demonstrations; labelledCompletions += o.labelledCompletions
+        droppedDisagreeingLabels += o.droppedDisagreeingLabels; skippedUnlabelled += o.skippedUnlabelled
+        evaluationOverlap.merge(o.evaluationOverlap)
         invalidRowSamples += o.invalidRowSamples.prefix(max(0, LoadReport.maxSamples - invalidRowSamples.count))
     }
 }

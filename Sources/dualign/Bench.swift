@@ -10,6 +10,7 @@ import Tokenizers
 import Training
 import Formats
 import Benchmarks
+import Datasets
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -56,7 +57,10 @@ struct Bench: ParsableCommand {
     var json = false
     @OptionGroup var compute: ComputeOptions
 
-    static let defaultText = "/work/shared/data/hh-rlhf/harmless-base-test.jsonl.gz"
+    /// The HH-RLHF harmless-base test file in the data root ($DUALIGN_DATA), if the variable is set.
+    static var defaultText: String {
+        (try? DataRoot.path("hh-rlhf/harmless-base-test.jsonl.gz")) ?? "/nonexistent"
+    }
 
     func validate() throws {
         if let config, ModelConfig.presets[config] == nil {

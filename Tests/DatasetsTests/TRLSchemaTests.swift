@@ -116,8 +116,11 @@ final class TRLSchemaTests: XCTestCase {
 
     func testSchemaConfigNames() throws {
         XCTAssertEqual(DatasetSchema.allCases.map(\.rawValue),
-                       ["trl", "hh-rlhf", "pku-saferlhf", "xstest", "pyrit-harm", "scores", "prompts"])
+                       ["trl", "hh-rlhf", "pku-saferlhf", "xstest", "pyrit-harm", "scores", "prompts",
+                        "refusal-direction", "safety-tuned-llamas", "coconot", "jailbreakbench", "alpaca-eval", "red-instruct"])
         XCTAssertEqual(try DatasetSchema(configName: "hhRLHF"), .hhRLHF)
+        XCTAssertEqual(try DatasetSchema(configName: "refusalDirection"), .refusalDirection)
+        XCTAssertEqual(try DatasetSchema(configName: "JailbreakBench"), .jailbreakBench)
         XCTAssertEqual(try DatasetSchema(configName: "PKU_SafeRLHF"), .pkuSafeRLHF)
         let e = expectDatasetError(try DatasetSchema(configName: "ultrafeedback"))
         XCTAssertTrue(e?.message.contains("pyrit-harm") ?? false)

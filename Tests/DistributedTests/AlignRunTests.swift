@@ -15,21 +15,19 @@ final class AlignRunTests: XCTestCase {
 
     override class func tearDown() { try? FileManager.default.removeItem(at: workDirectory) }
 
-    static var sharedData: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data")
-    }
+    /// The data root (DUALIGN_DATA, or what `launch/assets.sh data` resolves); fails the test when absent.
+    static var sharedData: URL { get throws { try TestDataRoot.require("xstest").deletingLastPathComponent() } }
 
     /// Pair data: XSTest completions (helpfulness and harmlessness pairs), a few rows per file.
-    static var datasets: String {
-        let x = sharedData.appendingPathComponent("xstest")
+    static var datasets: String { get throws {
+        let x = try sharedData.appendingPathComponent("xstest")
         return """
             - schema: xstest
               paths: [\(x.appendingPathComponent("model_completions").path)]
               xstestPrompts: \(x.appendingPathComponent("xstest_prompts.csv").path)
               evalFraction: 0.1
         """
-    }
+    } }
 
     /// The tiny policy, and reward and cost models trained from it for a few steps (made once).
     func prepareModels() throws {

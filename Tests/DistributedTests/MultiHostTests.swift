@@ -154,7 +154,7 @@ final class MultiHostTests: XCTestCase {
             let made = Cluster.capture(cluster.binary.path, ["init-model", "--out", model.path], environment: Cluster.cleanEnvironment())
             guard made.status == 0 else { throw XCTSkip("cannot make a tiny model (`dualign init-model`): \(made.output)") }
         }
-        let data = Cluster.packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data/hh-rlhf/harmless-base-test.jsonl.gz")
+        let data = try TestDataRoot.require("hh-rlhf/harmless-base-test.jsonl.gz")
         let config = """
         model: \(model.path)
         outputDir: \(outputDir.path)

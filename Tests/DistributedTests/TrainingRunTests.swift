@@ -44,8 +44,7 @@ final class TrainingRunTests: XCTestCase {
         let dir = Self.workDirectory.appendingPathComponent(name)
         try? FileManager.default.removeItem(at: dir)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/hh-rlhf/harmless-base-test.jsonl.gz")
+        let shared = try TestDataRoot.require("hh-rlhf/harmless-base-test.jsonl.gz")
         let dataset = data ?? "    - schema: hh-rlhf\n      paths: [\(shared.path)]\n      evalFraction: 0.1\n"
         let yaml = """
         model: \(Self.model.path)
@@ -200,8 +199,7 @@ final class TrainingRunTests: XCTestCase {
     /// train on 2 ranks and log their metrics.
     func testSFTRewardAndCostModelsTrain() throws {
         try prepareModel()
-        let xstest = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/xstest")
+        let xstest = try TestDataRoot.require("xstest")
         let cases: [(task: String, data: String?, expect: [String])] = [
             ("sft", nil, ["loss", "grad_norm"]),
             ("reward", nil, ["loss", "accuracy", "rewards/chosen", "eval/accuracy"]),

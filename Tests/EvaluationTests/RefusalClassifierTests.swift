@@ -33,14 +33,8 @@ final class RefusalClassifierTests: XCTestCase {
         XCTAssertEqual(RefusalClassifier.normalize("- No."), "no.")
     }
 
-    /// XSTest's completions directory (`../shared/data/xstest/model_completions` from the repository root).
-    static var completionsDirectory: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/data/xstest/model_completions")
-    }
-
     func testAgreesWithXSTestHumanLabels() throws {
-        let dir = Self.completionsDirectory
+        let dir = try TestDataRoot.require("xstest/model_completions")
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".csv") }.sorted()
         if files.isEmpty { throw XCTSkip("no XSTest completions in \(dir.path)") }
         var total = 0, agree = 0, refusals = 0

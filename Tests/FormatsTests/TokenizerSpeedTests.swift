@@ -21,8 +21,8 @@ final class TokenizerSpeedTests: XCTestCase {
             }
             if text.utf8.count > 100_000 { return ("fortunes", text) }
         }
-        let gz = TestAssets.packageRoot.deletingLastPathComponent()
-            .appendingPathComponent("shared/data/hh-rlhf/harmless-base-test.jsonl.gz")
+        guard case .success(let root) = TestDataRoot.resolved else { return nil }
+        let gz = root.appendingPathComponent("hh-rlhf/harmless-base-test.jsonl.gz")
         guard FileManager.default.fileExists(atPath: gz.path) else { return nil }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")

@@ -13,8 +13,6 @@ import Rollout
 @testable import Training
 
 final class AlignmentPipelineTests: XCTestCase {
-    static let xstest = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/xstest")
 
     func testAlignConfigValidationNamesTheKey() throws {
         var a = AlignConfig()
@@ -58,9 +56,10 @@ final class AlignmentPipelineTests: XCTestCase {
     }
 
     func testAspectAndHeldOutPromptFiltersOnXSTest() throws {
+        let xstest = try TestDataRoot.require("xstest")
         var options = DatasetOptions()
-        options.xstestPrompts = Self.xstest.appendingPathComponent("xstest_prompts.csv").path
-        let paths = [Self.xstest.appendingPathComponent("model_completions").path]
+        options.xstestPrompts = xstest.appendingPathComponent("xstest_prompts.csv").path
+        let paths = [xstest.appendingPathComponent("model_completions").path]
         let all = try DatasetLoader.load(.xstest, paths: paths, options: options)
         options.aspects = [.helpfulness]
         let split = try HeldOutSplit(fraction: 0.3, seed: 11)

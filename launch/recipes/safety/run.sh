@@ -15,6 +15,8 @@ export PATH="/opt/swift/usr/bin:$PATH"
 
 launch/setup.sh
 launch/assets.sh prompts >/dev/null
+DUALIGN_DATA="$(launch/assets.sh data)"   # the public data root the configs name as $DUALIGN_DATA
+export DUALIGN_DATA
 BIN=${DUALIGN_BIN:-.build/release/dualign}
 [ -n "${DUALIGN_BIN:-}" ] || swift build -c release
 export DUALIGN_BIN=$BIN
@@ -34,7 +36,8 @@ if [ "$ranks" -eq 1 ]; then
     "$BIN" "${eval_args[@]}"
 else
     # shellcheck disable=SC2086
-    mpirun --allow-run-as-root --bind-to core --map-by core -np "$ranks" -x OPENBLAS_NUM_THREADS=$threads ${MPIRUN_ARGS:-} \
+    mpirun --allow-run-as-root --bind-to core --map-by core -np "$ranks" -x OPENBLAS_NUM_THREADS=$threads -x DUALIGN_DATA \
+        ${DUALIGN_CACHE:+-x DUALIGN_CACHE} ${MPIRUN_ARGS:-} \
         "$BIN" "${eval_args[@]}"
 fi
 cat runs/safety/eval/report.md
