@@ -29,21 +29,21 @@ struct Bench: ParsableCommand {
     var kind: Kind = .dpo
     @Option(help: "Model shape (dpo, checkpoint): \(ModelConfig.presets.keys.sorted().joined(separator: ", ")) (default: tiny for dpo, smollm2-135m for checkpoint).")
     var config: String?
-    @Option(help: "Preference pairs per step, the global batch over all ranks (default: 8 for tiny, 2 otherwise).")
+    @Option(parsing: .unconditional, help: "Preference pairs per step, the global batch over all ranks (default: 8 for tiny, 2 otherwise).")
     var pairs: Int?
-    @Option(help: "Tokens per sequence, half prompt and half response (dpo).")
+    @Option(parsing: .unconditional, help: "Tokens per sequence, half prompt and half response (dpo).")
     var seq = 128
-    @Option(help: "Timed steps (dpo, default 10) or timed repeats (generate 3, tokenize 5, checkpoint 3).")
+    @Option(parsing: .unconditional, help: "Timed steps (dpo, default 10) or timed repeats (generate 3, tokenize 5, checkpoint 3).")
     var steps: Int?
-    @Option(help: "Untimed warm-up steps or repeats (default: 3 for dpo, 1 for generate, 0 otherwise).")
+    @Option(parsing: .unconditional, help: "Untimed warm-up steps or repeats (default: 3 for dpo, 1 for generate, 0 otherwise).")
     var warmup: Int?
     @Option(help: "A GGUF file, a Hugging Face directory, or a named model (generate and tokenize: default smollm2-135m; checkpoint: its weights instead of a random initialisation).")
     var model: String?
-    @Option(help: "Prompts decoded together (generate).")
+    @Option(parsing: .unconditional, help: "Prompts decoded together (generate).")
     var batch = 1
-    @Option(name: .customLong("new-tokens"), help: "Tokens generated per prompt (generate).")
+    @Option(name: .customLong("new-tokens"), parsing: .unconditional, help: "Tokens generated per prompt (generate).")
     var newTokens = 64
-    @Option(name: .customLong("prompt-tokens"), help: "Length of the longest prompt; prompts are 0–3 tokens shorter in turn (generate).")
+    @Option(name: .customLong("prompt-tokens"), parsing: .unconditional, help: "Length of the longest prompt; prompts are 0–3 tokens shorter in turn (generate).")
     var promptTokens = 32
     @Option(name: .customLong("write-prompts"), help: "Write the prompts and the generated tokens as JSON (generate), for launch/bench/peer_generate.py.")
     var writePrompts: String?
@@ -51,7 +51,7 @@ struct Bench: ParsableCommand {
     var text: String?
     @Option(help: "Directory for the checkpoints (checkpoint; default: a new temporary directory, removed afterwards).")
     var dir: String?
-    @Option(help: "zstd level of the checkpoint archives (checkpoint).")
+    @Option(parsing: .unconditional, help: "zstd level of the checkpoint archives (checkpoint).")
     var level = 1
     @Flag(help: "Print the report as one JSON line.")
     var json = false

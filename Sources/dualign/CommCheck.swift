@@ -17,21 +17,21 @@ struct CommCheck: ParsableCommand {
         abstract: "Verify every MPI collective across the ranks of this job (run under mpirun).",
         shouldDisplay: false)
 
-    @Option(help: "Collective timeout in seconds (default: the communicator's, 600 s).")
+    @Option(parsing: .unconditional, help: "Collective timeout in seconds (default: the communicator's, 600 s).")
     var timeout: Double?
-    @Option(help: "Rank that sleeps forever before a collective, to exercise the timeout.")
+    @Option(parsing: .unconditional, help: "Rank that sleeps forever before a collective, to exercise the timeout.")
     var stallRank: Int?
-    @Option(help: "Rank that passes a longer buffer to an all-reduce than the others, to exercise mismatch detection.")
+    @Option(parsing: .unconditional, help: "Rank that passes a longer buffer to an all-reduce than the others, to exercise mismatch detection.")
     var mismatchRank: Int?
     @Flag(help: "Watch collectives by polling non-blocking calls instead of with the watchdog thread.")
     var polling = false
-    @Option(help: "Time this many all-reduces per mode after the checks.")
+    @Option(parsing: .unconditional, help: "Time this many all-reduces per mode after the checks.")
     var bench = 0
-    @Option(help: "Floats per benchmark all-reduce.")
+    @Option(parsing: .unconditional, help: "Floats per benchmark all-reduce.")
     var elements = 1 << 20
-    @Option(help: "After the checks, run this many checked all-reduces of --elements floats (a long-running job for fault tests).")
+    @Option(parsing: .unconditional, help: "After the checks, run this many checked all-reduces of --elements floats (a long-running job for fault tests).")
     var iterations = 0
-    @Option(name: .customLong("sleep"), help: "Seconds to sleep after each --iterations all-reduce.")
+    @Option(name: .customLong("sleep"), parsing: .unconditional, help: "Seconds to sleep after each --iterations all-reduce.")
     var sleepSeconds: Double = 0
 
     func validate() throws {

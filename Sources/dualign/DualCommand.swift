@@ -14,29 +14,29 @@ struct DualCommand: ParsableCommand {
           {"rewards": [r_1, ..., r_K], "utilities": [[g_1, ..., g_K], ...one list per constraint], "weights": [w_1, ..., w_K]}
         (weights optional; uniform 1/K otherwise). Prints one JSON object: lambda, dual, gradient, improvement,
         objective, iterations. With --lambda it prints the margin each multiplier guarantees instead.
-        Values may be listed after the option (--margin 0.4 0.2) or comma-separated; a value starting with '-' must be
-        attached with '=' because it would otherwise read as an option: --threshold=-1.2,-0.5 (or repeat the option).
+        Several constraints take comma-separated values (--margin 0.4,0.2) or a repeated option (--margin 0.4 --margin 0.2);
+        negative values are written as they are: --threshold -1.2,-0.5.
         """)
 
     @Option(help: "JSON Lines file of per-prompt scores.")
     var scores: String
 
-    @Option(help: "KL coefficient β > 0 (the β of stage-2 DPO, e.g. 0.1).")
+    @Option(parsing: .unconditional, help: "KL coefficient β > 0 (the β of stage-2 DPO, e.g. 0.1).")
     var beta: Double
 
-    @Option(name: .customLong("margin"), parsing: .upToNextOption,
+    @Option(name: .customLong("margin"), parsing: .unconditionalSingleValue,
             help: "Margin b_i per constraint: required improvement over the reference, E_π[g_i] − E_ref[g_i] ≥ b_i.")
     var marginText: [String] = []
 
-    @Option(name: .customLong("threshold"), parsing: .upToNextOption,
-            help: "Absolute threshold per constraint: E_π[g_i] ≥ t_i (instead of --margin); negative: --threshold=-1.5.")
+    @Option(name: .customLong("threshold"), parsing: .unconditionalSingleValue,
+            help: "Absolute threshold per constraint: E_π[g_i] ≥ t_i (instead of --margin), e.g. --threshold -1.5.")
     var thresholdText: [String] = []
 
-    @Option(name: .customLong("lambda"), parsing: .upToNextOption,
+    @Option(name: .customLong("lambda"), parsing: .unconditionalSingleValue,
             help: "Report the margin these multipliers guarantee (one λ_i ≥ 0 per constraint) instead of solving.")
     var lambdaText: [String] = []
 
-    @Option(help: "Iteration limit of the projected Newton solver.")
+    @Option(parsing: .unconditional, help: "Iteration limit of the projected Newton solver.")
     var maxIterations = 200
 
     /// The numbers of an option's values, each of which may be a comma-separated list.

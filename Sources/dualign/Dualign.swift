@@ -33,7 +33,7 @@ struct Dualign: ParsableCommand {
 
 /// Options every compute-heavy subcommand shares.
 struct ComputeOptions: ParsableArguments {
-    @Option(help: "Threads for BLAS and Dualign's kernels (default: all cores; use 1 per rank under mpirun).")
+    @Option(parsing: .unconditional, help: "Threads for BLAS and Dualign's kernels (default: all cores; use 1 per rank under mpirun).")
     var threads: Int?
 
     func validate() throws {

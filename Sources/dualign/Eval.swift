@@ -39,17 +39,17 @@ struct Eval: ParsableCommand {
     var harmbench: String?
     @Option(help: "XSTest prompts CSV (xstest_prompts.csv; default: xstest/xstest_prompts.csv in the data root, $DUALIGN_DATA from `launch/assets.sh data`).")
     var xstest: String?
-    @Option(name: .customLong("max-prompts"), help: "At most this many prompts per set (the first ones).")
+    @Option(name: .customLong("max-prompts"), parsing: .unconditional, help: "At most this many prompts per set (the first ones).")
     var maxPrompts = 64
-    @Option(name: .customLong("xstest-holdout"), help: "Use only the XSTest prompts this held-out split keeps (0: all); score models train on the rest.")
+    @Option(name: .customLong("xstest-holdout"), parsing: .unconditional, help: "Use only the XSTest prompts this held-out split keeps (0: all); score models train on the rest.")
     var xstestHoldout = 0.3
-    @Option(name: .customLong("holdout-seed"), help: "Seed of the XSTest held-out split.")
+    @Option(name: .customLong("holdout-seed"), parsing: .unconditional, help: "Seed of the XSTest held-out split.")
     var holdoutSeed: UInt64 = 11
-    @Option(name: .customLong("max-new-tokens"), help: "New tokens per response at most.")
+    @Option(name: .customLong("max-new-tokens"), parsing: .unconditional, help: "New tokens per response at most.")
     var maxNewTokens = 64
-    @Option(name: .customLong("batch-size"), help: "Prompts generated and scored together (also the unit of sharding).")
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Prompts generated and scored together (also the unit of sharding).")
     var batchSize = 8
-    @Option(name: .customLong("max-length"), help: "Longest scored sequence in tokens (default: the score model's context).")
+    @Option(name: .customLong("max-length"), parsing: .unconditional, help: "Longest scored sequence in tokens (default: the score model's context).")
     var maxLength: Int?
     @Flag(name: .customLong("allow-untrained-head"), help: "Accept score models without a trained score head (a random head; for tests only).")
     var allowUntrainedHead = false

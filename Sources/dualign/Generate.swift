@@ -20,7 +20,7 @@ struct Generate: ParsableCommand {
     var prompts: String?
     @Option(help: "Where the JSONL samples go (with --prompts); written by rank 0.")
     var out: String?
-    @Option(help: "Samples per prompt (with --prompts).")
+    @Option(parsing: .unconditional, help: "Samples per prompt (with --prompts).")
     var samples = 1
     @Flag(help: "Render the prompt with the model's chat template (ChatML for SmolLM2).")
     var chat = false
@@ -28,17 +28,17 @@ struct Generate: ParsableCommand {
     var template = ChatTemplateKind.chatML.rawValue
     @Flag(help: "Pick the most likely token at every step.")
     var greedy = false
-    @Option(name: .customLong("max-new-tokens"), help: "New tokens per response at most.")
+    @Option(name: .customLong("max-new-tokens"), parsing: .unconditional, help: "New tokens per response at most.")
     var maxNewTokens = 64
-    @Option(help: "Softmax temperature.")
+    @Option(parsing: .unconditional, help: "Softmax temperature.")
     var temperature: Float = 1
-    @Option(name: .customLong("top-k"), help: "Sample among the k most likely tokens (0: all).")
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Sample among the k most likely tokens (0: all).")
     var topK = 0
-    @Option(name: .customLong("top-p"), help: "Sample from the smallest set of tokens holding probability p.")
+    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Sample from the smallest set of tokens holding probability p.")
     var topP: Float = 1
-    @Option(help: "Seed; sample k of prompt i uses its own generator, whatever the batch or rank.")
+    @Option(parsing: .unconditional, help: "Seed; sample k of prompt i uses its own generator, whatever the batch or rank.")
     var seed: UInt64 = 0
-    @Option(name: .customLong("batch-size"), help: "Sequences decoded together.")
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Sequences decoded together.")
     var batchSize = 16
     @OptionGroup var compute: ComputeOptions
 

@@ -30,17 +30,17 @@ struct PrivacyCommand: ParsableCommand {
 
     @Option(help: "Accountant: rdp (Rényi DP, Opacus' default), prv (numerical composition, tightest) or gdp (Gaussian DP).")
     var accountant: Accountant = .rdp
-    @Option(help: "Poisson sample rate q in (0, 1]: the expected batch size divided by the dataset size.")
+    @Option(parsing: .unconditional, help: "Poisson sample rate q in (0, 1]: the expected batch size divided by the dataset size.")
     var sampleRate: Double
-    @Option(help: "Noise multiplier σ > 0 (the noise std is σ times the clipping norm); prints ε.")
+    @Option(parsing: .unconditional, help: "Noise multiplier σ > 0 (the noise std is σ times the clipping norm); prints ε.")
     var noiseMultiplier: Double?
-    @Option(help: "Target ε > 0; prints the noise multiplier σ that reaches it (instead of --noise-multiplier).")
+    @Option(parsing: .unconditional, help: "Target ε > 0; prints the noise multiplier σ that reaches it (instead of --noise-multiplier).")
     var epsilon: Double?
-    @Option(help: "Number of DP-SGD steps.")
+    @Option(parsing: .unconditional, help: "Number of DP-SGD steps.")
     var steps: Int?
-    @Option(help: "Number of epochs (steps = int(epochs / q)), instead of --steps.")
+    @Option(parsing: .unconditional, help: "Number of epochs (steps = int(epochs / q)), instead of --steps.")
     var epochs: Double?
-    @Option(help: "δ in (0, 1), usually 1/N for N private examples, e.g. 1e-5.")
+    @Option(parsing: .unconditional, help: "δ in (0, 1), usually 1/N for N private examples, e.g. 1e-5.")
     var delta: Double
     @Flag(help: "Print one JSON object instead of a sentence.")
     var json = false

@@ -20,9 +20,9 @@ struct Score: ParsableCommand {
     var out: String
     @Option(help: "Chat template the score model was trained with: \(ChatTemplateKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var template = ChatTemplateKind.chatML.rawValue
-    @Option(name: .customLong("batch-size"), help: "Sequences scored together.")
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Sequences scored together.")
     var batchSize = 16
-    @Option(name: .customLong("max-length"), help: "Longest sequence in tokens (default: the model's context); longer responses are truncated as in training.")
+    @Option(name: .customLong("max-length"), parsing: .unconditional, help: "Longest sequence in tokens (default: the model's context); longer responses are truncated as in training.")
     var maxLength: Int?
     @Flag(name: .customLong("allow-untrained-head"), help: "Score with a model whose file has no score head (a random head; for tests only).")
     var allowUntrainedHead = false

@@ -1,0 +1,39 @@
+// The command line as users type it: numeric options take negative values written after a space, the
+// same as attached with '='.
+
+import Foundation
+import XCTest
+
+final class CommandLineTests: XCTestCase {
+    /// `dualign dual --threshold -1.0` solves the same dual as `--threshold=-1.0`; several thresholds and
+    /// a negative margin work too.
+    func testNegativeNumbersAsWritten() throws {
+        try Jobs.requireSubcommand("dual")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dualign-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Oracle C of algorithms.md §1.7 (two prompts, four samples each).
+        let scores = dir.appendingPathComponent("scores.jsonl")
+        try """
+        {"rewards": [1, 0, 2, -1], "utilities": [[0, 1, -2, 1.5]]}
+        {"rewards": [0.5, 1.5, -0.5, 0], "utilities": [[1, -1, 2, 0.5]]}
+
+        """.write(to: scores, atomically: true, encoding: .utf8)
+        func dual(_ args: [String]) throws -> String {
+            let run = try Jobs.run(np: nil, ["dual", "--scores", scores.path, "--beta", "0.1"] + args, timeout: 60)
+            XCTAssertEqual(run.status, 0, run.transcript)
+            return run.stdout
+        }
+        let spaced = try dual(["--threshold", "-0.5"])
+        XCTAssertEqual(spaced, try dual(["--threshold=-0.5"]), "a space or '=' before a negative value gives the same answer")
+        XCTAssertTrue(spaced.contains("\"lambda\""), spaced)
+        // A negative margin: the policy may lose up to 1 in utility; the solved λ* meets it exactly.
+        let loose = try dual(["--margin", "-1.0"])
+        XCTAssertEqual(loose, try dual(["--margin=-1.0"]))
+        let object = try JSONSerialization.jsonObject(with: Data(loose.utf8)) as! [String: Any]
+        XCTAssertEqual((object["improvement"] as? [Double])?.first ?? .nan, -1, accuracy: 1e-9, loose)
+        // And Oracle C itself (margin 0.5 ⇒ λ* = 0.948537).
+        let oracle = try JSONSerialization.jsonObject(with: Data(try dual(["--margin", "0.5"]).utf8)) as! [String: Any]
+        XCTAssertEqual((oracle["lambda"] as? [Double])?.first ?? .nan, 0.948537, accuracy: 1e-6)
+    }
+}
