@@ -59,7 +59,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "Tensors"]),
         .testTarget(name: "PrivacyTests", dependencies: ["Privacy", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Datasets", "Distributed", "Tensors"], exclude: ["Fixtures"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Formats", "Datasets", "Distributed", "Tensors"], exclude: ["Fixtures"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Models", "Tokenizers", "Datasets", "Distributed"]),
         .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Training", "Rollout", "Alignment", "Datasets", "Distributed", "Tokenizers"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Datasets"]),

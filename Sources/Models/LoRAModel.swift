@@ -81,4 +81,27 @@ extension Transformer {
         let out = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         try out.write(to: dir.appendingPathComponent("adapter_config.json"), options: .atomic)
     }
+
+    /// Loads adapter values written by `saveAdapters` (or PEFT, for the same targets and rank) into the
+    /// attached adapters: PEFT key names, q/k rows converted back to this model's rotary layout.
+    public func loadAdapters(from dir: URL) throws {
+        guard let a = adapters else { preconditionFailure("attach adapters before loading their values") }
+        let url = dir.appendingPathComponent("adapter_model.safetensors")
+        let file = try SafetensorsFile(contentsOf: url)
+        for v in a.slab.views {
+            let key = v.name == "score.weight" ? "base_model.model.score.weight" : "base_model.model." + v.name
+            guard let e = file.entries[key] else {
+                throw ModelFileError(file: url.path, message: "tensor \(key) is missing: the adapters were trained with other targets or without a score head (this run: r=\(a.settings.rank) on \(a.settings.targets.map(\.rawValue)))")
+            }
+            guard e.shape == v.shape else {
+                throw ModelFileError(file: url.path, message: "tensor \(key) has shape \(e.shape), this run's adapter is \(v.shape); use the same lora.rank")
+            }
+            let p = a.slab.values.pointer + v.offset
+            file.copy(e, into: p)
+            if v.name.hasSuffix("q_proj.lora_B.weight") || v.name.hasSuffix("k_proj.lora_B.weight") {
+                let heads = v.name.contains("q_proj") ? config.numHeads : config.numKVHeads
+                RotaryLayout.halfSplit.convertRows(p, heads: heads, headSize: config.headSize, columns: a.settings.rank, to: config.ropeLayout)
+            }
+        }
+    }
 }

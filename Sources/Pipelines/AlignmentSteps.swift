@@ -202,10 +202,11 @@ public struct AlignmentContext {
         public var eval: [String: Double]
     }
 
-    /// Runs DPO into `directory` (resuming from its checkpoints): policy initialised from `initial`,
-    /// reference `reference` (nil: the initial policy), KL coefficient `beta`, on `datasets`.
-    public func dpo(directory: URL, datasets: [DatasetSpec], initial: String, reference: String? = nil, beta: Double,
-                    maxSteps: Int? = nil, seedOffset: UInt64 = 0, fields: [String: String] = [:]) throws -> (DPOResult, StageBudget) {
+    /// Runs DPO into `directory` (resuming from its checkpoints): policy initialised from `initial` (with LoRA,
+    /// adapters start from `initialAdapters` when given), reference `reference` (nil or the initial model itself:
+    /// the initial policy, or its base with adapters off — no second copy), KL coefficient `beta`, on `datasets`.
+    public func dpo(directory: URL, datasets: [DatasetSpec], initial: String, reference: String? = nil, initialAdapters: String? = nil,
+                    beta: Double, maxSteps: Int? = nil, seedOffset: UInt64 = 0, fields: [String: String] = [:]) throws -> (DPOResult, StageBudget) {
         var c = config
         c.task = .dpo
         c.align = AlignConfig()
@@ -214,10 +215,11 @@ public struct AlignmentContext {
         c.dpo.beta = beta
         c.seed = config.seed &+ seedOffset
         c.data.datasets = datasets
+        c.lora.initialAdapters = initialAdapters
         if let maxSteps { c.optimizer.maxSteps = maxSteps }
         try c.validate()
         let loaded = try ModelSource.load(initial, trainable: true, loadWeights: comm.rank == 0)
-        let referenceModel = try reference.map { try ModelSource.load($0).model }
+        let referenceModel = try reference.flatMap { $0 == initial ? nil : try ModelSource.load($0).model }
         let trainer = try Trainer(config: c, communicator: comm, model: loaded, template: template, reference: referenceModel)
         trainer.checkpointFields = fields
         let summary = try trainer.run()

@@ -72,9 +72,13 @@ public struct PrimalDualPipeline {
             run.record("round \(r)", ["labels/flipped": labels.flipped, "labels/mean_probability": labels.meanProbability])
             let stageName = "\(r).3-dpo"
             let stageInputs = inputs
+            // Full fine-tuning continues from the last round's model against a frozen copy of the reference; LoRA keeps
+            // the reference as its base and continues the last round's adapters (no second copy of the weights).
+            let lora = c.lora.rank > 0, previous = run.stageDirectory("\(r - 1).3-dpo").appendingPathComponent("final-adapter").path
             let result: AlignmentContext.DPOResult = try run.stage(stageName, inputs: stageInputs) { dir in
                 try context.dpo(directory: dir, datasets: [context.relabelledDataset(run.stageDirectory("\(r).2-labels").appendingPathComponent("pairs.jsonl"))],
-                                initial: r == 1 ? c.model : context.path(policy), reference: r == 1 ? nil : c.model, beta: c.dpo.beta,
+                                initial: r == 1 || lora ? c.model : context.path(policy), reference: r == 1 || lora ? nil : c.model,
+                                initialAdapters: r > 1 && lora ? previous : nil, beta: c.dpo.beta,
                                 maxSteps: steps, seedOffset: UInt64(r),
                                 fields: ["pipeline_method": "primal-dual", "pipeline_stage": stageName, "pipeline_inputs": stageInputs,
                                          "dual_lambda": "\(λ)"])

@@ -151,6 +151,8 @@ public struct LoRAConfig: Codable, Equatable, Sendable {
     public var dropout: Double = 0
     /// The adapted projections: any of q, k, v, o, gate, up, down.
     public var targets: [LoRATarget] = LoRATarget.allCases
+    /// A PEFT adapter directory (`final-adapter` of an earlier run) to start the adapters from instead of PEFT's initialisation.
+    public var initialAdapters: String?
     public init() {}
 
     /// The model-side settings, with A's initialisation seeded by the run's seed.

@@ -82,7 +82,10 @@ public final class Trainer {
         sourceGGUF = loaded.gguf
         precondition(policy.trainable.count > 0, "the policy must have trainable parameters")
         try comm.broadcast(policy.parameters.pointer, count: policy.layout.count, root: 0)
-        if config.lora.rank > 0 && policy.adapters == nil { try policy.attachAdapters(config.lora.settings(seed: config.seed)) }
+        if config.lora.rank > 0 && policy.adapters == nil {
+            try policy.attachAdapters(config.lora.settings(seed: config.seed))
+            if let start = config.lora.initialAdapters, comm.rank == 0 { try policy.loadAdapters(from: URL(fileURLWithPath: start)) }
+        }
         if let a = policy.adapters { try comm.broadcast(a.slab.values.pointer, count: a.slab.count, root: 0) }
         let o = config.optimizer
         adam = AdamW(parameterCount: policy.trainable.count,

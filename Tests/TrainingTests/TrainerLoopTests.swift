@@ -8,6 +8,7 @@ import XCTest
 import Datasets
 import Distributed
 import Models
+import Formats
 import Tensors
 @testable import Training
 
@@ -125,5 +126,33 @@ final class TrainerLoopTests: XCTestCase {
             tokens += p.chosenTokens.count
         }
         XCTAssertEqual(a, total / Double(tokens), accuracy: 1e-5 * abs(a), "token-weighted mean, not a mean of micro-batch means")
+    }
+}
+
+extension TrainerLoopTests {
+    /// Every pair task trains with LoRA: the loss falls, only the adapters (and the score head) change, and the
+    /// score head of reward and cost models trains beside the adapters.
+    func testEveryTaskTrainsWithLoRA() throws {
+        for task in TrainingTask.allCases {
+            try? FileManager.default.removeItem(at: work.appendingPathComponent("run"))
+            var data = pairs(8, seed: 21)
+            if task == .cost { for i in data.indices { data[i].chosenIsSafe = true; data[i].rejectedIsSafe = i % 2 == 0 } }
+            let scored = task == .reward || task == .cost
+            let model = try Transformer(config: ModelConfig(vocabSize: 96, hiddenSize: 32, intermediateSize: 48, numLayers: 2, numHeads: 4,
+                                                            numKVHeads: 2, maxPositions: 64, scoreHead: scored), trainable: true)
+            model.initializeRandomly(seed: 5, std: 0.1)
+            let before = model.parameters.array
+            let c = config(task: task, steps: 30, learningRate: 2e-2, lora: 4)
+            let trainer = try Trainer(config: c, communicator: LocalCommunicator.group(size: 1)[0],
+                                      model: LoadedModel(model: model, tokenizer: nil, gguf: nil, source: work),
+                                      objective: task.objective(config: c, data: TrainingData(train: data, eval: [], report: LoadReport()), padToken: 0))
+            _ = try trainer.run()
+            let m = try loggedMetrics()
+            XCTAssertLessThan(m.last!["loss"]!, 0.7 * m.first!["loss"]!, "\(task): loss \(m.first!["loss"]!) → \(m.last!["loss"]!)")
+            XCTAssertEqual(model.parameters.array, before, "\(task): the frozen base is unchanged")
+            XCTAssertEqual(model.adapters!.scoreOffset != nil, scored, "\(task): the score head trains beside the adapters")
+            let exported = try SafetensorsFile(contentsOf: work.appendingPathComponent("run/final-adapter/adapter_model.safetensors"))
+            XCTAssertEqual(exported.entries["base_model.model.score.weight"] != nil, scored, "\(task): PEFT export holds the score head")
+        }
     }
 }
