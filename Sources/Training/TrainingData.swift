@@ -32,11 +32,21 @@ public struct TrainingData {
             guard let tokenizer else {
                 throw RunConfigError(key: "data.datasets[\(i)]", message: "schema \(spec.schema.rawValue) holds text, and the model has no tokenizer to render it; give a model with its tokenizer (a GGUF, or tokenizer.json beside the weights) or pre-tokenized data (schema: tokens)")
             }
-            // Cost models learn from safety pairs (with their labels) when a dataset has them; every other
-            // task from the preference pairs (a dataset's safety pairs restate its harmlessness pairs).
-            let useSafety = config.task == .cost ? !loaded.safetyPairs.isEmpty : loaded.pairs.isEmpty
-            let pairs = useSafety ? tokenizer.tokenize(loaded.safetyPairs, report: &loaded.report)
+            // SFT learns from a dataset's demonstrations when it has them (each as a pair whose chosen side is the
+            // demonstration), else from its pairs' chosen responses. Cost models learn from safety pairs (with their
+            // labels) when a dataset has them; every other task from the preference pairs (a dataset's safety pairs
+            // restate its harmlessness pairs).
+            let pairs: [TokenizedPair]
+            if config.task == .sft && !loaded.demonstrations.isEmpty {
+                let asPairs = loaded.demonstrations.map { d in
+                    PreferencePair(id: d.id, prompt: d.prompt, promptText: d.promptText, chosen: d.response, rejected: d.response, source: d.source)
+                }
+                pairs = tokenizer.tokenize(asPairs, report: &loaded.report)
+            } else {
+                let useSafety = config.task == .cost ? !loaded.safetyPairs.isEmpty : loaded.pairs.isEmpty
+                pairs = useSafety ? tokenizer.tokenize(loaded.safetyPairs, report: &loaded.report)
                                   : tokenizer.tokenize(loaded.pairs, report: &loaded.report)
+            }
             let split = try spec.heldOutSplit()
             for p in pairs { if spec.evalFraction > 0 && split.isHeldOut(p.id) { eval.append(p) } else { train.append(p) } }
             report.merge(loaded.report)

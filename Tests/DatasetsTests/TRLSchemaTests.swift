@@ -116,7 +116,7 @@ final class TRLSchemaTests: XCTestCase {
 
     func testSchemaConfigNames() throws {
         XCTAssertEqual(DatasetSchema.allCases.map(\.rawValue),
-                       ["trl", "hh-rlhf", "pku-saferlhf", "xstest", "pyrit-harm", "scores", "prompts",
+                       ["trl", "hh-rlhf", "pku-saferlhf", "xstest", "pyrit-harm", "scores", "prompts", "tokens",
                         "refusal-direction", "safety-tuned-llamas", "coconot", "jailbreakbench", "alpaca-eval", "red-instruct"])
         XCTAssertEqual(try DatasetSchema(configName: "hhRLHF"), .hhRLHF)
         XCTAssertEqual(try DatasetSchema(configName: "refusalDirection"), .refusalDirection)

@@ -80,7 +80,9 @@ final class TrainerLoopTests: XCTestCase {
         XCTAssertEqual(m[0]["loss"]!, log(2), accuracy: 1e-6, "the first step starts at the reference (h = 0)")
         XCTAssertLessThan(m.last!["loss"]!, 0.1, "one batch seen \(steps) times is fitted (DPO loss \(m.last!["loss"]!))")
         XCTAssertEqual(summary.finalMetrics["rewards/accuracies"], 1, "every pair ranked right after fitting")
-        for (a, b) in zip(m, m.dropFirst(5)) { XCTAssertLessThan(b["loss"]!, a["loss"]!, "loss falls over five steps") }
+        for (a, b) in zip(m, m.dropFirst(10)) where a["loss"]! > 0.2 {
+            XCTAssertLessThan(b["loss"]!, a["loss"]!, "loss falls over ten steps until the batch is fitted")
+        }
     }
 
     func testFullFineTuningOverfitsOneBatch() throws { try checkOverfits(lora: 0) }
