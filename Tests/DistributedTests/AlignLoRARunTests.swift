@@ -10,9 +10,9 @@ extension AlignRunTests {
         try prepareModels()
         let settings: [String: String] = [
             "mocan": "margin: 0.01",
-            "pecan": "margin: 0.01",
-            "sacpo": "betaOverLambda: [0.05]\n  mergeWeights: [0.5]",
-            "primal-dual": "rounds: 2\n  promptsPerRound: 3\n  costThreshold: 0",
+            "pecan": "marginFraction: 0.3",
+            "sacpo": "betaOverLambda: [0.05]\nmergeWeights: [0.5]",
+            "primal-dual": "rounds: 2\npromptsPerRound: 3\ncostThreshold: 0",
         ]
         for method in settings.keys.sorted() {
             let (cfg, out) = try config("lora-\(method)", align: settings[method]!)
@@ -27,6 +27,13 @@ extension AlignRunTests {
             for stage in dpo {
                 let adapter = out.appendingPathComponent("stages/\(stage)/final-adapter/adapter_model.safetensors")
                 XCTAssertTrue(FileManager.default.fileExists(atPath: adapter.path), "\(method) \(stage): PEFT adapters exported")
+            }
+            if method == "primal-dual" {
+                // Round 2 continues round 1's adapters against the base (the reference): its first step is not at h = 0.
+                let first = try String(contentsOf: out.appendingPathComponent("stages/2.3-dpo/metrics.jsonl"), encoding: .utf8)
+                    .split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                    .first { $0["loss"] != nil }
+                XCTAssertNotEqual((first?["loss"] as? Double) ?? log(2), log(2), accuracy: 1e-9, "round 2 starts from round 1's adapters")
             }
             let summary = try json(out.appendingPathComponent("align.json"))
             XCTAssertFalse((summary["models"] as? [Any] ?? []).isEmpty, "\(method): align.json lists its models")
