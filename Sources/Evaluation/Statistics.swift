@@ -15,12 +15,12 @@ public struct Estimate: Codable, Equatable, Sendable {
     /// Prompts (or rows) it is computed from.
     public var n: Int
     /// How the interval was computed: `wilson` or `bootstrap`.
-    public var method: String
+    public var interval: String
     /// For a proportion, the number of successes (`value` = successes / n).
     public var successes: Int?
 
-    public init(value: Double, lo: Double, hi: Double, n: Int, method: String, successes: Int? = nil) {
-        self.value = value; self.lo = lo; self.hi = hi; self.n = n; self.method = method; self.successes = successes
+    public init(value: Double, lo: Double, hi: Double, n: Int, interval: String, successes: Int? = nil) {
+        self.value = value; self.lo = lo; self.hi = hi; self.n = n; self.interval = interval; self.successes = successes
     }
 
     /// Whether `x` lies in [lo, hi].
@@ -57,7 +57,7 @@ public enum Statistics {
         // Clamp rounding at the ends (the exact interval starts at 0 for 0 successes, ends at 1 for n).
         let lo = successes == 0 ? 0 : max(0, centre - half)
         let hi = successes == n ? 1 : min(1, centre + half)
-        return Estimate(value: p, lo: lo, hi: hi, n: n, method: "wilson", successes: successes)
+        return Estimate(value: p, lo: lo, hi: hi, n: n, interval: "wilson", successes: successes)
     }
 
     /// The Wilson interval of the true values in `flags`.
@@ -127,6 +127,6 @@ public final class Bootstrap {
         return Estimate(value: values.reduce(0, +) / Double(values.count),
                         lo: Statistics.quantile(sorted: means, alpha / 2),
                         hi: Statistics.quantile(sorted: means, 1 - alpha / 2),
-                        n: values.count, method: "bootstrap")
+                        n: values.count, interval: "bootstrap")
     }
 }

@@ -11,7 +11,9 @@ public struct StageCurves: Equatable, Sendable {
     public var stage: String
     /// (step, training loss).
     public var loss: [CurvePoint]
-    /// (step, `rewards/margins`: β times the chosen-minus-rejected log-ratio, the DPO reward margin).
+    /// (step, reward margin): a DPO stage's `rewards/margins` (β times the chosen-minus-rejected
+    /// log-ratio); a reward model's `rewards/chosen − rewards/rejected`; a cost model's
+    /// `costs/unsafer − costs/safer` (how far the score model separates the pair).
     public var margins: [CurvePoint]
 }
 
@@ -65,9 +67,17 @@ public enum TrainingCurves {
 
     /// A finite number from a JSON value (metrics logs write non-finite values as strings).
     static func number(_ v: Any?) -> Double? {
-        guard let n = v as? NSNumber, !(v is Bool) else { return nil }
+        guard let n = v as? NSNumber else { return nil }
         let d = n.doubleValue
         return d.isFinite ? d : nil
+    }
+
+    /// The margin of one metrics line (see `StageCurves.margins`).
+    static func margin(_ o: [String: Any]) -> Double? {
+        if let m = number(o["rewards/margins"]) { return m }
+        if let c = number(o["rewards/chosen"]), let r = number(o["rewards/rejected"]) { return c - r }
+        if let u = number(o["costs/unsafer"]), let s = number(o["costs/safer"]) { return u - s }
+        return nil
     }
 
     /// The curves of one stage's `metrics.jsonl`.
@@ -76,7 +86,7 @@ public enum TrainingCurves {
         for o in try jsonLines(url) {
             guard let step = number(o["step"]) else { continue }
             if let l = number(o["loss"]) { loss.append(CurvePoint(step, l)) }
-            if let m = number(o["rewards/margins"]) { margins.append(CurvePoint(step, m)) }
+            if let m = margin(o) { margins.append(CurvePoint(step, m)) }
         }
         return StageCurves(stage: stage, loss: loss, margins: margins)
     }
@@ -129,7 +139,7 @@ public enum TrainingCurves {
             let stageSeries = run.stages.enumerated().map { (i, s) in (s.stage, SVGCanvas.palette[i % SVGCanvas.palette.count], s) }
             let panels: [(title: String, yTitle: String, xTitle: String, series: [(String, String, [CurvePoint])])] = [
                 ("loss", "training loss", "step (within the stage)", stageSeries.map { ($0.0, $0.1, $0.2.loss) }),
-                ("reward margin", "rewards/margins", "step (within the stage)", stageSeries.map { ($0.0, $0.1, $0.2.margins) }),
+                ("reward margin", "chosen − rejected score", "step (within the stage)", stageSeries.map { ($0.0, $0.1, $0.2.margins) }),
                 ("λ (dual variable)", "λ", "dual update", run.lambda.isEmpty ? [] : [("λ", "#000000", run.lambda)]),
             ]
             for (k, panel) in panels.enumerated() {

@@ -225,11 +225,11 @@ final class EvalRunTests: XCTestCase {
         return (k == 0 ? 0 : max(0, c - h), k == n ? 1 : min(1, c + h))
     }
 
-    /// Every object with a `method` key is an estimate with value, lo ≤ value ≤ hi and n ≥ 1.
+    /// Every object with an `interval` key is an estimate with value, lo ≤ value ≤ hi and n ≥ 1.
     static func checkEstimates(_ node: Any, path: String = "$", count: inout Int) {
         switch node {
         case let o as [String: Any]:
-            if o["method"] is String {
+            if o["interval"] is String {
                 count += 1
                 guard let v = o["value"] as? Double, let lo = o["lo"] as? Double, let hi = o["hi"] as? Double, let n = o["n"] as? Int else {
                     return XCTFail("\(path): an estimate needs value, lo, hi and n: \(o)")

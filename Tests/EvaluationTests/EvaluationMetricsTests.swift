@@ -85,7 +85,7 @@ final class EvaluationMetricsTests: XCTestCase {
         XCTAssertEqual(c.harmful?.n, 3)
 
         let same = try metrics.compare(model, reference: model)
-        XCTAssertEqual(same.overall.rewardWinRate, Estimate(value: 0.5, lo: 0.5, hi: 0.5, n: 5, method: "bootstrap"),
+        XCTAssertEqual(same.overall.rewardWinRate, Estimate(value: 0.5, lo: 0.5, hi: 0.5, n: 5, interval: "bootstrap"),
                        "a model against itself ties everywhere, in every resample")
         XCTAssertEqual(same.overall.safetyImprovement.value, 0)
         XCTAssertEqual(same.overall.safetyImprovement.hi, 0)
@@ -124,13 +124,13 @@ final class EvaluationMetricsTests: XCTestCase {
         XCTAssertNil(EvaluationMetrics.guarantee(predicted: [0.1], margin: nil, set: "absent", comparison: comparison))
     }
 
-    /// Every object with a `method` key in a JSON tree is an estimate: value, lo ≤ hi, n ≥ 1; counts.
+    /// Every object with an `interval` key in a JSON tree is an estimate: value, lo ≤ hi, n ≥ 1; counts.
     static func checkEstimates(_ node: Any, path: String = "$", count: inout Int) {
         switch node {
         case let o as [String: Any]:
-            if let method = o["method"] as? String {
+            if let method = o["interval"] as? String {
                 count += 1
-                XCTAssertTrue(method == "wilson" || method == "bootstrap", "\(path).method = \(method)")
+                XCTAssertTrue(method == "wilson" || method == "bootstrap", "\(path).interval = \(method)")
                 guard let v = o["value"] as? Double, let lo = o["lo"] as? Double, let hi = o["hi"] as? Double, let n = o["n"] as? Int else {
                     return XCTFail("\(path): an estimate needs value, lo, hi and n: \(o)")
                 }
@@ -190,11 +190,19 @@ final class EvaluationMetricsTests: XCTestCase {
         XCTAssertEqual((root["samples"] as? [[String: Any]])?.count, 2)
         var estimates = 0
         Self.checkEstimates(root, count: &estimates)
-        XCTAssertGreaterThan(estimates, 40, "every rate, mean and win rate is an estimate with an interval")
+        XCTAssertGreaterThan(estimates, 30, "every rate, mean and win rate is an estimate with an interval")
 
         let md = EvaluationReport.markdown(settings: settings, reference: ref, models: [aligned], samples: samples)
         let rows = md.split(separator: "\n").filter { $0.hasPrefix("| mocan |") }
-        XCTAssertEqual(rows.count, 3 + 3 + 1, "refusal table, reward table, 3 per-set rows, guarantee, budget:\n\(md)")
+        XCTAssertEqual(rows.count, 6, "refusal table, reward table, 3 per-set rows, budget (no extra set: no guarantee row):\n\(md)")
+        XCTAssertTrue(md.contains("no prompt set of that\ndistribution") || md.contains("no prompt set of that distribution"), "the report says the prediction is not checked")
+        // With an extra set (here XSTest stands in for the dual's pool), the guarantee gets its row.
+        var withExtra = settings
+        withExtra.sets[2].role = .extra
+        let md2 = EvaluationReport.markdown(settings: withExtra, reference: ref, models: [aligned])
+        let guaranteeRows = md2.split(separator: "\n").filter { $0.hasPrefix("| mocan | mocan | xstest |") }
+        XCTAssertEqual(guaranteeRows.count, 1, md2)
+        XCTAssertTrue(guaranteeRows.first?.contains("| 0.500 | 0.400 |") ?? false, "margin and predicted Δg: \(guaranteeRows)")
         XCTAssertTrue(rows[0].contains("| 0.500 [0.095, 0.905] 1/2 |"), "AdvBench refusal 1/2 with its Wilson interval: \(rows[0])")
         XCTAssertTrue(md.contains("| reference |"))
         XCTAssertTrue(md.contains("`mocan` [refused]") && md.contains("`reference` [answered]"), md)

@@ -28,7 +28,7 @@ final class StatisticsTests: XCTestCase {
             XCTAssertEqual(e.value, Double(c.x) / Double(c.n), accuracy: 1e-15)
             XCTAssertEqual(e.n, c.n)
             XCTAssertEqual(e.successes, c.x)
-            XCTAssertEqual(e.method, "wilson")
+            XCTAssertEqual(e.interval, "wilson")
         }
     }
 
@@ -62,8 +62,8 @@ final class StatisticsTests: XCTestCase {
         var cdf = 0.0
         for k in 0...n {
             // log C(n, k) + k log p + (n − k) log(1 − p)
-            let logPMF = lgamma(Double(n + 1)) - lgamma(Double(k + 1)) - lgamma(Double(n - k + 1))
-                + Double(k) * log(p) + Double(n - k) * log(1 - p)
+            let logChoose: Double = lgamma(Double(n + 1)) - lgamma(Double(k + 1)) - lgamma(Double(n - k + 1))
+            let logPMF: Double = logChoose + Double(k) * log(p) + Double(n - k) * log(1 - p)
             cdf += exp(logPMF)
             if cdf >= q { return k }
         }
@@ -89,7 +89,7 @@ final class StatisticsTests: XCTestCase {
             let sd = (means.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(means.count - 1)).squareRoot()
             let exact = (p * (1 - p) / Double(n)).squareRoot()
             XCTAssertEqual(sd / exact, 1, accuracy: 0.03, "bootstrap standard error of \(k)/\(n): got \(sd), exact \(exact)")
-            XCTAssertEqual(e.method, "bootstrap")
+            XCTAssertEqual(e.interval, "bootstrap")
         }
     }
 

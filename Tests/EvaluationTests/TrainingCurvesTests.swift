@@ -45,7 +45,10 @@ final class TrainingCurvesTests: XCTestCase {
     func testReadsAPlainTrainingRun() throws {
         let curves = try TrainingCurves.read(runDirectory: Self.runs.appendingPathComponent("cost").path)
         XCTAssertEqual(curves.stages.map(\.stage), ["train"])
-        XCTAssertEqual(curves.stages[0].loss.count, try lines(Self.runs.appendingPathComponent("cost/metrics.jsonl")).count)
+        let logged = try lines(Self.runs.appendingPathComponent("cost/metrics.jsonl"))
+        XCTAssertEqual(curves.stages[0].loss.map(\.y), logged.map { $0["loss"] as! Double })
+        // A cost model's margin: how much more the unsafer answer costs than the safer one.
+        XCTAssertEqual(curves.stages[0].margins.map(\.y), logged.map { ($0["costs/unsafer"] as! Double) - ($0["costs/safer"] as! Double) })
         XCTAssertTrue(curves.lambda.isEmpty)
     }
 
@@ -70,10 +73,10 @@ final class TrainingCurvesTests: XCTestCase {
         let runs = try ["mocan", "primal-dual", "cost"].map { try TrainingCurves.read(runDirectory: Self.runs.appendingPathComponent($0).path) }
         let svg = TrainingCurves.svg(runs)
         XCTAssertEqual(svg.components(separatedBy: "class=\"panel-title\"").count - 1, 9, "loss, margin and λ for each of 3 runs")
-        XCTAssertEqual(svg.components(separatedBy: "class=\"curve\"").count - 1, 2 * (1 + 2) + 1 + 1,
-                       "loss and margin lines per DPO stage (1 MoCAN, 2 primal–dual), the cost run's loss, and primal–dual's λ (MoCAN's single λ is a point)")
+        XCTAssertEqual(svg.components(separatedBy: "class=\"curve\"").count - 1, 2 * (1 + 2 + 1) + 1,
+                       "loss and margin lines per stage (1 MoCAN, 2 primal–dual, the cost run), and primal–dual's λ (MoCAN's single λ is a point)")
         XCTAssertTrue(svg.contains(">run: primal-dual<") && svg.contains(">1.3-dpo<") && svg.contains(">2.3-dpo<"))
-        XCTAssertTrue(svg.contains("not logged by this run"), "the cost run has no margins or λ")
+        XCTAssertEqual(svg.components(separatedBy: "not logged by this run").count - 1, 1, "the cost run has no λ")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dualign-curves-png-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
