@@ -17,6 +17,8 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        // oneDNN (no pkg-config file in Debian's libdnnl-dev; header and library are on the default paths).
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
@@ -25,7 +27,7 @@ let package = Package(
         .target(name: "CShims"),
 
         // Modules, each above the ones it uses (one-way dependencies; see the shared design notes).
-        .target(name: "Tensors", dependencies: ["COpenBLAS", "CShims"]),
+        .target(name: "Tensors", dependencies: ["COpenBLAS", "CDNNL", "CShims"]),
         .target(name: "Formats", dependencies: ["Tensors"]),
         .target(name: "Tokenizers"),
         .target(name: "Models", dependencies: ["Tensors", "Formats", "Tokenizers"]),

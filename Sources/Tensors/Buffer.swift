@@ -1,5 +1,6 @@
 // Flat Float32 storage: one owned, 64-byte aligned allocation, zero-initialised.
 
+import CShims
 import Foundation
 
 /// A pointer to Float32 data that a kernel reads and writes.
@@ -52,21 +53,36 @@ public final class FloatBuffer: @unchecked Sendable {
     }
 }
 
-/// Runs `body(i)` for i in 0..<count, split over the machine's cores when the work is large enough.
+/// Runs `body(i)` for i in 0..<count on at most `ThreadPool.threads` threads at once, each taking at
+/// least `minimumPerThread` items; serially when that leaves one thread.
+///
+/// The threads pull chunks of about count / (8 · threads) consecutive items from a shared counter, so
+/// items of unequal cost (attention rows of different lengths) still balance, and no more than
+/// `ThreadPool.threads` of Dispatch's workers run: several ranks on one node each keep to their share.
 @inline(__always)
 public func parallelFor(_ count: Int, minimumPerThread: Int = 1, _ body: (Int) -> Void) {
-    let threads = ThreadPool.threads
-    if threads <= 1 || count < 2 * minimumPerThread {
+    let workers = min(ThreadPool.threads, count / max(1, minimumPerThread))
+    if workers <= 1 {
         for i in 0..<count { body(i) }
         return
     }
+    let chunk = max(1, count / (8 * workers))
+    let next = UnsafeMutablePointer<Int>.allocate(capacity: 1)           // the first item not yet taken
+    next.initialize(to: 0)
+    defer { next.deallocate() }
     withoutActuallyEscaping(body) { body in
-        DispatchQueue.concurrentPerform(iterations: count) { i in body(i) }
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let start = dualign_atomic_fetch_add(next, chunk)
+                if start >= count { break }
+                for i in start..<min(start + chunk, count) { body(i) }
+            }
+        }
     }
 }
 
-/// How many threads Dualign's own (non-BLAS) kernels use.
+/// How many threads Dualign's own kernels (`parallelFor`) and the oneDNN and BLIS products use.
 public enum ThreadPool {
-    /// Defaults to the active processor count; set by the trainer (e.g. 1 per rank under mpirun).
+    /// Defaults to the active processor count; set by the commands (e.g. 1 per rank under mpirun).
     nonisolated(unsafe) public static var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 }

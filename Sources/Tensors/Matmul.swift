@@ -1,17 +1,32 @@
 // Matrix multiply: out = inp · Wᵀ (+ bias-free), the linear layer of every projection.
 // Legend: M rows (B·T or selected positions), K input features, N output features.
-// Forward and backward through cblas_sgemm; naive references beside them for tests.
+// Forward and backward as row-major GEMMs through the selected backend (MatmulBackend: OpenBLAS,
+// oneDNN or BLIS); naive references beside them for tests.
 
 import COpenBLAS
+import CShims
 
 public enum Matmul {
+    /// The library every product runs on: DUALIGN_MATMUL if it names one, else the processor's choice
+    /// (`MatmulBackend.automatic`). Commands set it from the environment and their config at start.
+    nonisolated(unsafe) public static var backend: MatmulBackend =
+        (try? MatmulBackend.resolve().backend) ?? MatmulBackend.automatic()
+
+    /// Runs `body` with `backend` set to `b`, restoring the previous backend afterwards (tests, benchmarks).
+    public static func withBackend<R>(_ b: MatmulBackend, _ body: () throws -> R) rethrows -> R {
+        let previous = backend
+        backend = b
+        defer { backend = previous }
+        return try body()
+    }
+
     /// Forward: out (M, N) = inp (M, K) · weight (N, K)ᵀ; accumulates into out when `accumulate`.
     public static func forward(_ out: FloatPtr, _ inp: ConstFloatPtr, _ weight: ConstFloatPtr,
                                M: Int, N: Int, K: Int, accumulate: Bool = false,
                                ldInp: Int? = nil, ldOut: Int? = nil) {
         guard M > 0, N > 0 else { return }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K),
-                    1, inp, Int32(ldInp ?? K), weight, Int32(K), accumulate ? 1 : 0, out, Int32(ldOut ?? N))
+        gemm(transA: false, transB: true, m: M, n: N, k: K, a: inp, lda: ldInp ?? K, b: weight, ldb: K,
+             beta: accumulate ? 1 : 0, c: out, ldc: ldOut ?? N)
     }
 
     /// Backward: dinp (M, K) += dout (M, N) · weight (N, K); dweight (N, K) += dout ᵀ · inp.
@@ -20,14 +35,32 @@ public enum Matmul {
                                 inp: ConstFloatPtr, weight: ConstFloatPtr, M: Int, N: Int, K: Int,
                                 ldInp: Int? = nil, ldOut: Int? = nil, overwriteInput: Bool = false) {
         guard M > 0, N > 0 else { return }
-        let lo = Int32(ldOut ?? N), li = Int32(ldInp ?? K)
+        let lo = ldOut ?? N, li = ldInp ?? K
         if let dinp {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(K), Int32(N),
-                        1, dout, lo, weight, Int32(K), overwriteInput ? 0 : 1, dinp, li)
+            gemm(transA: false, transB: false, m: M, n: K, k: N, a: dout, lda: lo, b: weight, ldb: K,
+                 beta: overwriteInput ? 0 : 1, c: dinp, ldc: li)
         }
         if let dweight {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(N), Int32(K), Int32(M),
-                        1, dout, lo, inp, li, 1, dweight, Int32(K))
+            gemm(transA: true, transB: false, m: N, n: K, k: M, a: dout, lda: lo, b: inp, ldb: li,
+                 beta: 1, c: dweight, ldc: K)
+        }
+    }
+
+    /// c (m, n) = op(a) · op(b) + beta · c, row-major, on `backend`; op(x) = xᵀ when the flag is set
+    /// (a stored (m, k) or (k, m) with leading dimension lda; b stored (k, n) or (n, k) with ldb).
+    public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: ConstFloatPtr, lda: Int,
+                            b: ConstFloatPtr, ldb: Int, beta: Float, c: FloatPtr, ldc: Int) {
+        switch backend {
+        case .openblas:
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        case .onednn:
+            OneDNN.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                        beta: beta, c: c, ldc: ldc, threads: ThreadPool.threads)
+        case .blis:
+            // Row-major x stored (r, c) with leading dimension ld: row stride ld, column stride 1.
+            dualign_blis_set_threads(Int32(ThreadPool.threads))
+            dualign_blis_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, 1, a, lda, 1, b, ldb, 1, beta, c, ldc, 1)
         }
     }
 

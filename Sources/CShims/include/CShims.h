@@ -4,4 +4,37 @@
 void dualign_flush_denormals(void);
 /// Returns 1 when the calling thread flushes denormals to zero, else 0.
 int dualign_flushes_denormals(void);
+
+/// Processor features the matrix kernels choose by (bits of `dualign_cpu_features`).
+enum {
+    DUALIGN_CPU_AVX2 = 1 << 0,
+    DUALIGN_CPU_FMA = 1 << 1,
+    DUALIGN_CPU_AVX512F = 1 << 2,
+    DUALIGN_CPU_AVX512BW = 1 << 3,
+    DUALIGN_CPU_AVX512DQ = 1 << 4,
+    DUALIGN_CPU_AVX512VL = 1 << 5,
+    DUALIGN_CPU_AVX512VNNI = 1 << 6,
+    DUALIGN_CPU_AVX512BF16 = 1 << 7,
+};
+/// The features cpuid reports and the operating system enables (XSAVE state for YMM / ZMM registers);
+/// 0 on other architectures.
+unsigned dualign_cpu_features(void);
+/// The processor family and model (cpuid leaf 1 with the extended fields added); 0, 0 elsewhere.
+void dualign_cpu_signature(int *family, int *model);
+
+/// Atomically adds `value` to `*counter` and returns the previous value (work counters shared by threads).
+long dualign_atomic_fetch_add(long *counter, long value);
+
+/// BLIS, loaded at run time (dlopen of libblis.so.4, local symbols: its BLAS/CBLAS entry points never
+/// replace OpenBLAS's). Returns 1 when the library and its entry points are there, else 0.
+int dualign_blis_load(void);
+/// BLIS's architecture name (e.g. "skx", "zen3"), or "" before a successful load.
+const char *dualign_blis_arch(void);
+/// Sets the threads BLIS uses for the calls that follow.
+void dualign_blis_set_threads(int threads);
+/// C (m, n) = alpha · op(A) · op(B) + beta · C with explicit row and column strides (bli_sgemm).
+void dualign_blis_sgemm(int transA, int transB, long m, long n, long k, float alpha,
+                        const float *a, long rowStrideA, long colStrideA,
+                        const float *b, long rowStrideB, long colStrideB,
+                        float beta, float *c, long rowStrideC, long colStrideC);
 #endif
