@@ -45,19 +45,26 @@ public struct BenchmarkReport: Codable, Sendable {
     public var allReduceAloneSeconds: Double?
     /// The kernel family OpenBLAS chose for this processor (`openblas_get_corename`), e.g. "Haswell", "SkylakeX".
     public var blasCore: String?
+    /// The matrix backend of the run (`Matmul.backend`) and the kernels it reports, e.g. "onednn", "avx512_core_bf16".
+    public var matmulBackend: String?
+    public var matmulKernels: String?
+    /// The machine's measured fp32 FMA peak on the widest vectors (`MachinePeak`, all ranks' threads at once)
+    /// and the share of it reached.
+    public var machinePeakGFLOPS: Double?
+    public var machineMFU: Double?
 }
 
 public enum DPOBenchmark {
-    /// The sgemm rate (GFLOP/s) of an n³ product at the current BLAS thread count: best of `repeats`
-    /// (the best, not the median: on a shared machine every slower run is interference).
+    /// The sgemm rate (GFLOP/s) of an n³ product on the current matrix backend and thread count: best of
+    /// `repeats` (the best, not the median: on a shared machine every slower run is interference).
     public static func measureSgemmPeak(size n: Int = 1536, repeats: Int = 8) -> Double {
         let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
         for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
         var best = Double.infinity
         for _ in 0..<repeats {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a.pointer, Int32(n),
-                        b.pointer, Int32(n), 0, c.pointer, Int32(n))
+            Matmul.gemm(transA: false, transB: false, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n,
+                        beta: 0, c: c.pointer, ldc: n)
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
         return 2 * Double(n * n * n) / best / 1e9
@@ -156,15 +163,23 @@ public enum DPOBenchmark {
             var peak = [measureSgemmPeak()]
             try communicator.allReduceSum(&peak)
             report.peakGFLOPS = peak[0]
+            try communicator.barrier()
+            var machine = [MachinePeak.fp32GFLOPS(threads: threads).gflops]
+            try communicator.allReduceSum(&machine)
+            report.machinePeakGFLOPS = machine[0]
             report.ranks = ranks
             report.allReduceSeconds = median(reduceTimes)
             report.allReduceShare = median(reduceTimes) / step
             report.allReduceAloneSeconds = median(alone)
         } else {
             report.peakGFLOPS = measureSgemmPeak()
+            report.machinePeakGFLOPS = MachinePeak.fp32GFLOPS(threads: threads).gflops
         }
         report.mfu = flops / step / (report.peakGFLOPS * 1e9)
+        report.machineMFU = report.machinePeakGFLOPS.map { flops / step / ($0 * 1e9) }
         report.blasCore = blasCore
+        report.matmulBackend = Matmul.backend.rawValue
+        report.matmulKernels = Matmul.backend.kernels
         return report
     }
 

@@ -74,6 +74,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
         if distributed.oobKeepaliveTime < 1 || distributed.oobKeepaliveInterval < 1 || distributed.oobKeepaliveProbes < 1 {
             throw fail("distributed.oobKeepalive*", "time, interval and probes must each be at least 1")
         }
+        if let m = distributed.matmulBackend, m != "auto", MatmulBackend(rawValue: m.lowercased()) == nil {
+            throw fail("distributed.matmulBackend", "unknown matrix backend \(m); choose one of \(MatmulBackend.allCases.map(\.rawValue).joined(separator: ", ")) or auto")
+        }
         if ChatTemplateKind(rawValue: data.template) == nil {
             throw fail("data.template", "unknown template \(data.template); choose one of \(ChatTemplateKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -202,6 +205,10 @@ public struct DistributedConfig: Codable, Equatable, Sendable {
     public var oobKeepaliveProbes: Int = 6
     /// Kernel/BLAS threads per rank (nil: cores ÷ ranks on the node).
     public var threads: Int?
+    /// The matrix backend: "openblas", "onednn", "blis" or "auto" (nil: auto — oneDNN where the processor
+    /// has AVX-512, else OpenBLAS). The environment variable DUALIGN_MATMUL overrides it. Like `threads`, it
+    /// changes how the products run, not what they compute, so a resumed run may change it.
+    public var matmulBackend: String?
     public init() {}
 }
 

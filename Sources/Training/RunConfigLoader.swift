@@ -44,6 +44,7 @@ public enum RunConfigLoader {
         c.data.maxPairs = 0
         c.checkpoint.stopAfterStep = 0
         c.distributed.threads = 0
+        c.distributed.matmulBackend = "auto"
         c.align.prompts = []
         c.align.margin = 0
         c.align.threshold = 0

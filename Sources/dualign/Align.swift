@@ -27,8 +27,11 @@ struct Align: ParsableCommand {
         config.align.method = method
         try config.align.validate()
         comm.collectiveTimeout = config.distributed.collectiveTimeout
-        configureThreads(config.distributed.threads, ranks: comm.size)
-        if comm.rank == 0 { Output.line("resolved config:\n" + RunConfigLoader.json(config)) }
+        let matmul = try configureThreads(config.distributed.threads, ranks: comm.size, matmul: config.distributed.matmulBackend)
+        if comm.rank == 0 {
+            Output.line("resolved config:\n" + RunConfigLoader.json(config))
+            Output.line("matmul: \(matmul.backend) (\(matmul.backend.kernels); \(matmul.reason))")
+        }
         let tokenizerSource = try ModelSource.load(config.model, loadWeights: false)
         let template = try chatTemplate(config, tokenizerSource)
         let run = try PipelineRun(directory: URL(fileURLWithPath: config.outputDir), communicator: comm)

@@ -14,16 +14,17 @@ import Datasets
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks: DPO steps (policy forward+backward on chosen and rejected, reference forward, AdamW), generation, tokenization, checkpoints.",
+        abstract: "Benchmarks: DPO steps (policy forward+backward on chosen and rejected, reference forward, AdamW), generation, tokenization, checkpoints, matrix backends.",
         discussion: """
         --kind dpo (default) times DPO steps on a randomly initialised model; under mpirun each rank takes its share \
         of the same global batch and the gradient slab is all-reduced once per step. --kind generate times greedy \
         KV-cache generation of exactly --new-tokens tokens per prompt with a real model. --kind tokenize times \
         single-threaded BPE encoding of an English corpus. --kind checkpoint writes and reads a checkpoint \
-        (weights + AdamW moments), byte-shuffled and plain.
+        (weights + AdamW moments), byte-shuffled and plain. --kind gemm measures GFLOP/s of every matrix backend \
+        (and oneDNN threading) at the model's projection shapes, forward and both backward products.
         """)
 
-    enum Kind: String, ExpressibleByArgument, CaseIterable { case dpo, generate, tokenize, checkpoint }
+    enum Kind: String, ExpressibleByArgument, CaseIterable { case dpo, generate, tokenize, checkpoint, gemm }
 
     @Option(help: "What to time: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var kind: Kind = .dpo
@@ -53,6 +54,12 @@ struct Bench: ParsableCommand {
     var dir: String?
     @Option(parsing: .unconditional, help: "zstd level of the checkpoint archives (checkpoint).")
     var level = 1
+    @Option(help: "Row counts M (gemm), comma-separated.")
+    var rows = "1,16,64,256,512,1024,2048,4096"
+    @Option(name: .customLong("thread-counts"), help: "Thread counts (gemm), comma-separated.")
+    var threadCounts = "1,2"
+    @Option(help: "Variants (gemm), comma-separated, e.g. openblas,onednn/split (default: every one available).")
+    var variants: String?
     @Flag(help: "Print the report as one JSON line.")
     var json = false
     @OptionGroup var compute: ComputeOptions
@@ -80,6 +87,7 @@ struct Bench: ParsableCommand {
         case .generate: try runGenerate()
         case .tokenize: try runTokenize()
         case .checkpoint: try runCheckpoint()
+        case .gemm: try runGemm()
         }
     }
 
@@ -102,7 +110,7 @@ struct Bench: ParsableCommand {
         let underMPI = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] != nil
         let comm: MPICommunicator? = underMPI ? try MPICommunicator.world() : nil
         let ranks = comm?.size ?? 1
-        configureThreads(compute.threads, ranks: ranks)
+        try configureThreads(compute.threads, ranks: ranks)
         let threads = ThreadPool.threads
         let name = config ?? "tiny"
         var model = ModelConfig.presets[name]!
@@ -113,7 +121,7 @@ struct Bench: ParsableCommand {
         guard (comm?.rank ?? 0) == 0 else { return }
         try emit(report) {
             var s = """
-            dualign bench  config=\(report.config)  params=\(report.parameters)  pairs=\(report.pairs)  seq=\(report.sequenceLength)  \(ranks > 1 ? "ranks=\(ranks)  threads/rank" : "threads")=\(report.threads)  blas=\(report.blasCore ?? "?")
+            dualign bench  config=\(report.config)  params=\(report.parameters)  pairs=\(report.pairs)  seq=\(report.sequenceLength)  \(ranks > 1 ? "ranks=\(ranks)  threads/rank" : "threads")=\(report.threads)  matmul=\(report.matmulBackend ?? "?") (\(report.matmulKernels ?? "?"))  blas=\(report.blasCore ?? "?")
               step       \(f(report.stepSeconds)) s (median of \(report.steps))
               forward    \(f(report.forwardSeconds)) s   (policy + reference)
               backward   \(f(report.backwardSeconds)) s
@@ -125,8 +133,11 @@ struct Bench: ParsableCommand {
 
               optimizer  \(f(report.optimizerSeconds)) s
               tokens/s   \(f(report.tokensPerSecond, 1))   (policy tokens, chosen + rejected)
-              MFU        \(f(100 * report.mfu, 1)) %  of \(f(report.peakGFLOPS, 1)) GFLOP/s measured sgemm peak (\(f(report.flopsPerStep / 1e9, 1)) GFLOP/step)
+              MFU        \(f(100 * report.mfu, 1)) %  of \(f(report.peakGFLOPS, 1)) GFLOP/s measured sgemm peak of \(report.matmulBackend ?? "?") (\(f(report.flopsPerStep / 1e9, 1)) GFLOP/step)
             """
+            if let machine = report.machinePeakGFLOPS, let mfu = report.machineMFU {
+                s += "\n             \(f(100 * mfu, 1)) %  of \(f(machine, 1)) GFLOP/s measured fp32 FMA peak of the machine (widest vectors, all threads)"
+            }
             return s
         }
     }
@@ -134,7 +145,7 @@ struct Bench: ParsableCommand {
     // MARK: generate
 
     func runGenerate() throws {
-        configureThreads(compute.threads, ranks: 1)
+        try configureThreads(compute.threads, ranks: 1)
         let spec = model ?? "smollm2-135m"
         let loaded = try ModelSource.load(spec)
         let tokenizer = try loaded.requireTokenizer()
@@ -150,7 +161,7 @@ struct Bench: ParsableCommand {
         }
         try emit(report) {
             """
-            dualign bench --kind generate  model=\(report.model)  batch=\(report.batch)  new-tokens=\(report.newTokens)  prompts=\(report.promptLengths.min()!)–\(report.promptLengths.max()!) tokens  threads=\(report.threads)  blas=\(report.blasCore ?? "?")
+            dualign bench --kind generate  model=\(report.model)  batch=\(report.batch)  new-tokens=\(report.newTokens)  prompts=\(report.promptLengths.min()!)–\(report.promptLengths.max()!) tokens  threads=\(report.threads)  matmul=\(Matmul.backend) (\(Matmul.backend.kernels))  blas=\(report.blasCore ?? "?")
               generate   \(f(report.seconds)) s (median of \(report.repeats); greedy, KV cache, no stop tokens)
               tokens/s   \(f(report.tokensPerSecond, 1))   (\(report.batch * report.newTokens) generated tokens per call)
               prefill    \(f(report.prefillSeconds)) s;  decode \(f(report.decodeTokensPerSecond, 1)) tokens/s after it
@@ -188,7 +199,7 @@ struct Bench: ParsableCommand {
     // MARK: checkpoint
 
     func runCheckpoint() throws {
-        configureThreads(compute.threads, ranks: 1)
+        try configureThreads(compute.threads, ranks: 1)
         let name: String, parameters: FloatBuffer, layout: ParameterLayout, weights: String
         if let model {
             let loaded = try ModelSource.load(model)
@@ -216,6 +227,58 @@ struct Bench: ParsableCommand {
             }
             s += "\n  (median of \(report.repeats); MB = 10^6 raw bytes; write = shuffle + zstd + write + fsync; read = read + zstd + unshuffle into the slabs)"
             return s
+        }
+    }
+
+    // MARK: gemm
+
+    func runGemm() throws {
+        try configureThreads(compute.threads, ranks: 1)
+        let name = config ?? "smollm2-135m"
+        let c = ModelConfig.presets[name]!
+        func ints(_ list: String, _ option: String) throws -> [Int] {
+            let values = list.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+                throw ValidationError("--\(option) takes positive integers separated by commas, got \(list)")
+            }
+            return values.map { $0! }
+        }
+        let rowCounts = try ints(rows, "rows"), threadList = try ints(threadCounts, "thread-counts")
+        var chosen = GemmVariant.available
+        if let variants {
+            let names = variants.split(separator: ",").map(String.init)
+            chosen = chosen.filter { names.contains($0.description) }
+            guard chosen.count == names.count else {
+                throw ValidationError("--variants: choose from \(GemmVariant.available.map(\.description).joined(separator: ", "))")
+            }
+        }
+        let layers = GemmBenchmark.layers(C: c.hiddenSize, F: c.intermediateSize, QKV: c.qkvChannels, A: c.attentionChannels,
+                                          V: c.vocabSize)
+        if !json {
+            Output.line("dualign bench --kind gemm  config=\(name)  cpu family \(CPUFeatures.signature.family) model \(CPUFeatures.signature.model) (\(CPUFeatures.current))")
+            Output.line("  openblas: \(MatmulBackend.openblas.kernels)   onednn \(OneDNN.version): \(MatmulBackend.onednn.kernels)   blis: \(MatmulBackend.blis.kernels)   default: \(Matmul.backend)")
+            Output.line("  GFLOP/s, best of \(steps ?? 3) rounds; columns variant × threads")
+        }
+        let results = GemmBenchmark.run(layers: layers, rows: rowCounts, threadCounts: threadList, variants: chosen, rounds: steps ?? 3)
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            for r in results { Output.line(String(decoding: try enc.encode(r), as: UTF8.self)) }
+            return
+        }
+        let columns = threadList.flatMap { t in chosen.map { "\($0)×\(t)" } }
+        Output.line("| layer | product | M×N×K | " + columns.joined(separator: " | ") + " |")
+        Output.line("|---|---|---|" + String(repeating: "---|", count: columns.count))
+        var index = 0
+        while index < results.count {
+            let first = results[index]
+            let group = results[index..<(index + columns.count)]
+            let best = group.map(\.gflops).max()!
+            let (m, n, k) = first.product == .forward ? (first.M, first.N, first.K)
+                : first.product == .inputGradient ? (first.M, first.K, first.N) : (first.N, first.K, first.M)
+            let cells = group.map { $0.gflops == best ? "**\(f($0.gflops, 0))**" : f($0.gflops, 0) }
+            Output.line("| \(first.layer) | \(first.product.rawValue) | \(m)×\(n)×\(k) | " + cells.joined(separator: " | ") + " |")
+            index += columns.count
         }
     }
 }

@@ -40,16 +40,22 @@ struct ComputeOptions: ParsableArguments {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
-    /// Sets BLAS and kernel threads (see `configureThreads`).
-    func apply(ranks: Int) { configureThreads(threads, ranks: ranks) }
+    /// Sets threads and the matrix backend (see `configureThreads`).
+    @discardableResult
+    func apply(ranks: Int) throws -> MatmulSelection { try configureThreads(threads, ranks: ranks) }
 }
 
-/// Sets BLAS and kernel threads: the cores divided among the ranks on this machine (Open MPI's
-/// local size, else `ranks`), unless `threads` is given.
-func configureThreads(_ threads: Int?, ranks: Int) {
+/// Sets BLAS and kernel threads — the cores divided among the ranks on this machine (Open MPI's local
+/// size, else `ranks`), unless `threads` is given — and the matrix backend: DUALIGN_MATMUL, else
+/// `matmul` (the config's `distributed.matmulBackend`), else the processor's choice.
+@discardableResult
+func configureThreads(_ threads: Int?, ranks: Int, matmul: String? = nil) throws -> MatmulSelection {
     let cores = ProcessInfo.processInfo.activeProcessorCount
     let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? ranks
     let n = threads ?? max(1, cores / max(1, local))
     BLAS.setThreads(n)
     ThreadPool.threads = n
+    let selection = try MatmulBackend.resolve(configured: matmul)
+    Matmul.backend = selection.backend
+    return selection
 }

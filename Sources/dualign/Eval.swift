@@ -208,7 +208,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let comm = try MPICommunicator.world()
-        compute.apply(ranks: comm.size)
+        try compute.apply(ranks: comm.size)
         let started = Date()
         let renderer = try SVGRenderer()          // fail before any generation when rsvg-convert is missing
         let sets = try loadPromptSets()

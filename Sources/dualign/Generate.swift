@@ -55,7 +55,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let comm = try MPICommunicator.world()
-        compute.apply(ranks: comm.size)
+        try compute.apply(ranks: comm.size)
         let loaded = try ModelSource.load(model)
         let tokenizer = try loaded.requireTokenizer()
         let chatTemplate = chat ? try ChatTemplate(kind: ChatTemplateKind(rawValue: template)!, tokenizer: tokenizer,

@@ -38,7 +38,7 @@ struct Score: ParsableCommand {
 
     func run() throws {
         let comm = try MPICommunicator.world()
-        compute.apply(ranks: comm.size)
+        try compute.apply(ranks: comm.size)
         let loaded = try ModelSource.load(model, trainable: false, scoreHead: true)
         if !allowUntrainedHead, try !loaded.hasScoreHeadTensor() {
             throw ResponseScoringError(file: model, "has no trained score head (no cls.output.weight / score.weight tensor); give the final.gguf of `dualign train reward|cost`, or pass --allow-untrained-head to score with a random head")

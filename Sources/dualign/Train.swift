@@ -84,8 +84,11 @@ struct RunOptions: ParsableArguments {
         let comm = try MPICommunicator.world()
         let config = try resolve(task: task, communicator: comm)
         comm.collectiveTimeout = config.distributed.collectiveTimeout
-        configureThreads(config.distributed.threads, ranks: comm.size)
-        if comm.rank == 0 { Output.line("resolved config:\n" + RunConfigLoader.json(config)) }
+        let matmul = try configureThreads(config.distributed.threads, ranks: comm.size, matmul: config.distributed.matmulBackend)
+        if comm.rank == 0 {
+            Output.line("resolved config:\n" + RunConfigLoader.json(config))
+            Output.line("matmul: \(matmul.backend) (\(matmul.backend.kernels); \(matmul.reason))")
+        }
         let loaded = try ModelSource.load(config.model, trainable: true, scoreHead: task == .reward || task == .cost, loadWeights: comm.rank == 0)
         // Pre-tokenized data needs no template (and a model without a tokenizer can train on it).
         let template = loaded.tokenizer == nil && config.data.datasets.allSatisfy({ $0.schema == .tokens }) ? nil : try chatTemplate(config, loaded)

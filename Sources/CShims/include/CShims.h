@@ -22,6 +22,10 @@ unsigned dualign_cpu_features(void);
 /// The processor family and model (cpuid leaf 1 with the extended fields added); 0, 0 elsewhere.
 void dualign_cpu_signature(int *family, int *model);
 
+/// Runs `iterations` rounds of 16 independent fp32 FMAs on `width`-bit vectors (512 or 256; the caller
+/// checks the processor has them) and returns the FLOP done; `sink` receives a result so the loop stays.
+double dualign_fma_flops(int width, long iterations, float *sink);
+
 /// Atomically adds `value` to `*counter` and returns the previous value (work counters shared by threads).
 long dualign_atomic_fetch_add(long *counter, long value);
 
