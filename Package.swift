@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Training", "Rollout", "Alignment", "Datasets", "Distributed", "Tokenizers"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Datasets"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
-        .testTarget(name: "FormatsTests", dependencies: ["Formats", "Models", "Tokenizers"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "Models", "Tokenizers", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Formats"], exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Formats"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tokenizers", "Models", "Formats", "Tensors"]),

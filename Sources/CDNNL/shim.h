@@ -14,3 +14,12 @@ static inline dnnl_status_t cdnnl_sgemm(int threads, char transa, char transb, d
     if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
     return dnnl_sgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
+
+/// Sets oneDNN's OpenMP threads for calls (and primitive executions) made from the calling thread.
+static inline void cdnnl_set_threads(int threads) {
+    if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
+}
+
+// Macros Swift cannot import (expressions), as functions.
+static inline dnnl_dim_t cdnnl_runtime_dim(void) { return DNNL_RUNTIME_DIM_VAL; }
+static inline void *cdnnl_memory_allocate(void) { return DNNL_MEMORY_ALLOCATE; }

@@ -56,7 +56,7 @@ extension Transformer {
         for l in 0..<c.numLayers {
             let o = layout.blocks[l]
             RMSNorm.forward(out: norm.pointer, rstd: rstd.pointer, inp: x.pointer, weight: w(o.attentionNorm), rows: R, channels: C, eps: c.rmsNormEps)
-            Matmul.forward(qkv.pointer, norm.pointer, w(o.qkv), M: R, N: QKV, K: C)
+            linear(qkv.pointer, norm.pointer, o.qkv, M: R, N: QKV, K: C)
             positions.withUnsafeBufferPointer {
                 Rotary.apply(qkv.pointer, rows: R, rowStride: QKV, heads: c.numHeads + c.numKVHeads, sequenceLength: 1,
                              table: rotary, layout: c.ropeLayout, positions: $0.baseAddress!)
@@ -91,11 +91,11 @@ extension Transformer {
                                 vc + s * P * KV + g * HS, Int32(KV), 0, att.pointer + rowStart[s] * A + h * HS, Int32(A))
                 }
             }
-            Matmul.forward(x.pointer, att.pointer, w(o.output), M: R, N: C, K: A, accumulate: true)
+            linear(x.pointer, att.pointer, o.output, M: R, N: C, K: A, accumulate: true)
             RMSNorm.forward(out: norm.pointer, rstd: rstd.pointer, inp: x.pointer, weight: w(o.mlpNorm), rows: R, channels: C, eps: c.rmsNormEps)
-            Matmul.forward(gateUp.pointer, norm.pointer, w(o.gateUp), M: R, N: 2 * F, K: C)
+            linear(gateUp.pointer, norm.pointer, o.gateUp, M: R, N: 2 * F, K: C)
             SwiGLU.forward(out: hidden.pointer, gateUp: gateUp.pointer, rows: R, features: F)
-            Matmul.forward(x.pointer, hidden.pointer, w(o.down), M: R, N: C, K: F, accumulate: true)
+            linear(x.pointer, hidden.pointer, o.down, M: R, N: C, K: F, accumulate: true)
         }
         // Final norm and LM head at each sequence's last new row only.
         let active = newTokens.indices.filter { !newTokens[$0].isEmpty }
@@ -106,7 +106,7 @@ extension Transformer {
         RMSNorm.forward(out: lastNorm.pointer, rstd: rstd.pointer, inp: last.pointer, weight: w(layout.finalNorm),
                         rows: active.count, channels: C, eps: c.rmsNormEps)
         let logits = FloatBuffer(count: active.count * V)                                              // (S_active, V)
-        Matmul.forward(logits.pointer, lastNorm.pointer, w(layout.lmHead), M: active.count, N: V, K: C)
+        linear(logits.pointer, lastNorm.pointer, layout.lmHead, M: active.count, N: V, K: C)
         for s in active { cache.lengths[s] += newTokens[s].count }
         var out: [Int: [Float]] = [:]
         for (k, s) in active.enumerated() { out[s] = Array(UnsafeBufferPointer(start: logits.pointer + k * V, count: V)) }

@@ -29,6 +29,8 @@ public final class Transformer {
     var head: HeadBuffers?
     /// The targets of the last `logProbs` call, kept for its backward.
     var lastTargets: TokenTargets?
+    /// bf16 copies of the weights while `withBF16Weights` runs (forward products in bf16), else nil.
+    var bf16Weights: BF16Weights?
 
     /// Allocates a zero model; `trainable` also allocates gradients and per-block activations.
     public init(config: ModelConfig, trainable: Bool = true) throws {
@@ -103,7 +105,7 @@ public final class Transformer {
             let x = a.residual(l).pointer, y = a.residual(l + 1).pointer
             RMSNorm.forward(out: s.attentionNorm.pointer, rstd: s.attentionRstd.pointer, inp: x, weight: w(o.attentionNorm),
                             rows: R, channels: C, eps: c.rmsNormEps)
-            Matmul.forward(s.qkv.pointer, s.attentionNorm.pointer, w(o.qkv), M: R, N: QKV, K: C)
+            linear(s.qkv.pointer, s.attentionNorm.pointer, o.qkv, M: R, N: QKV, K: C)
             lora?.forward(layer: l, site: .qkv, input: s.attentionNorm.pointer, output: s.qkv.pointer, rows: R, stride: QKV, time: T,
                           save: training, dropoutSeeds: seeds)
             Rotary.apply(s.qkv.pointer, rows: R, rowStride: QKV, heads: c.numHeads + c.numKVHeads, sequenceLength: T,
@@ -112,18 +114,18 @@ public final class Transformer {
                               lengths: a.lengths, shape: shape)
             // middle = x + Wo · attention
             s.middle.pointer.update(from: x, count: R * C)
-            Matmul.forward(s.middle.pointer, s.attention.pointer, w(o.output), M: R, N: C, K: A, accumulate: true)
+            linear(s.middle.pointer, s.attention.pointer, o.output, M: R, N: C, K: A, accumulate: true)
             lora?.forward(layer: l, site: .output, input: s.attention.pointer, output: s.middle.pointer, rows: R, stride: C, time: T,
                           save: training, dropoutSeeds: seeds)
             RMSNorm.forward(out: s.mlpNorm.pointer, rstd: s.mlpRstd.pointer, inp: s.middle.pointer, weight: w(o.mlpNorm),
                             rows: R, channels: C, eps: c.rmsNormEps)
-            Matmul.forward(s.gateUp.pointer, s.mlpNorm.pointer, w(o.gateUp), M: R, N: 2 * F, K: C)
+            linear(s.gateUp.pointer, s.mlpNorm.pointer, o.gateUp, M: R, N: 2 * F, K: C)
             lora?.forward(layer: l, site: .gateUp, input: s.mlpNorm.pointer, output: s.gateUp.pointer, rows: R, stride: 2 * F, time: T,
                           save: training, dropoutSeeds: seeds)
             SwiGLU.forward(out: s.hidden.pointer, gateUp: s.gateUp.pointer, rows: R, features: F)
             // y = middle + Wdown · hidden
             y.update(from: s.middle.pointer, count: R * C)
-            Matmul.forward(y, s.hidden.pointer, w(o.down), M: R, N: C, K: F, accumulate: true)
+            linear(y, s.hidden.pointer, o.down, M: R, N: C, K: F, accumulate: true)
             lora?.forward(layer: l, site: .down, input: s.hidden.pointer, output: y, rows: R, stride: C, time: T,
                           save: training, dropoutSeeds: seeds)
         }
@@ -139,7 +141,7 @@ public final class Transformer {
         for (n, p) in targets.positions.enumerated() {
             (h.selected.pointer + n * C).update(from: a.finalNorm.pointer + p * C, count: C)
         }
-        Matmul.forward(h.logits.pointer, h.selected.pointer, w(layout.lmHead), M: N, N: V, K: C)
+        linear(h.logits.pointer, h.selected.pointer, layout.lmHead, M: N, N: V, K: C)
         var out = [Float](repeating: 0, count: N)
         targets.targets.withUnsafeBufferPointer { t in
             out.withUnsafeMutableBufferPointer { o in
@@ -174,6 +176,7 @@ public final class Transformer {
     /// and/or ∂L/∂(scores).
     public func backward(dLogProbs: [Float]? = nil, dScores: [Float]? = nil) {
         precondition(training && (gradients != nil || adapters != nil), "backward on an inference-only model")
+        precondition(bf16Weights == nil, "backward inside withBF16Weights: bf16 forwards are for forward-only work")
         let a = activations!, c = config, B = a.batch, T = a.time, R = B * T
         let C = c.hiddenSize, F = c.intermediateSize, QKV = c.qkvChannels, A = c.attentionChannels, V = c.vocabSize
         let dNorm = a.dNorm.pointer, dx = a.dResidual.pointer

@@ -4,11 +4,12 @@
 
 import Foundation
 import XCTest
+import TestSupport
 import Formats
 import Models
 import Tokenizers
 
-final class RealModelParityTests: XCTestCase {
+final class RealModelParityTests: MatmulTestCase {
     struct Reference: Decodable {
         struct Case: Decodable { let text: String; let ids: [Int32]; let top_ids: [Int]; let top_logits: [Double]; let logsumexp: Double }
         let loaded_in_transformers: Bool

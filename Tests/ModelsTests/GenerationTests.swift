@@ -5,7 +5,7 @@ import Models
 import Tensors
 import TestSupport
 
-final class GenerationTests: XCTestCase {
+final class GenerationTests: MatmulTestCase {
     func twinModel(_ variant: String = "llama_untied_interleaved") throws -> Transformer {
         try TwinFixture(variant).model()
     }

@@ -73,7 +73,7 @@ struct TwinFixture {
     }
 }
 
-final class PyTorchTwinTests: XCTestCase {
+final class PyTorchTwinTests: MatmulTestCase {
     static let variants = ["llama_tied_halfsplit", "llama_untied_halfsplit", "llama_tied_interleaved", "llama_untied_interleaved"]
 
     /// Logits at every position (padding included), the LM loss and every parameter gradient.

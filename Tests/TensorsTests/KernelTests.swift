@@ -5,7 +5,7 @@ import Foundation
 import Tensors
 import TestSupport
 
-final class KernelTests: XCTestCase {
+final class KernelTests: MatmulTestCase {
     /// sgemm path vs the Double-accumulating reference, forward and both gradients (fp32: 1e-5 of scale).
     func testMatmulMatchesReference() {
         let M = 37, N = 53, K = 29

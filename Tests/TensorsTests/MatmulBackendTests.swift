@@ -94,6 +94,15 @@ final class MatmulBackendTests: XCTestCase {
                        "a forced backend runs even where the automatic choice would not pick it")
     }
 
+    /// DUALIGN_MATMUL, when set (launch/test.sh sets it per backend), is the backend the products run on.
+    func testEnvironmentVariableSelectsTheBackend() throws {
+        guard let forced = ProcessInfo.processInfo.environment["DUALIGN_MATMUL"] else {
+            XCTAssertEqual(Matmul.backend, MatmulBackend.automatic(), "without DUALIGN_MATMUL the processor's choice runs")
+            return
+        }
+        XCTAssertEqual(Matmul.backend.rawValue, forced.lowercased(), "DUALIGN_MATMUL=\(forced) must select the backend of this test run")
+    }
+
     /// An unknown name is a typed error naming where it came from and the choices.
     func testUnknownBackendNamesItsSource() {
         XCTAssertThrowsError(try MatmulBackend.resolve(environment: ["DUALIGN_MATMUL": "mkl"], configured: nil)) { error in

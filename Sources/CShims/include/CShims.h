@@ -26,6 +26,11 @@ void dualign_cpu_signature(int *family, int *model);
 /// checks the processor has them) and returns the FLOP done; `sink` receives a result so the loop stays.
 double dualign_fma_flops(int width, long iterations, float *sink);
 
+/// Rounds `rows` rows of `cols` floats (row pitch `ld`) to bfloat16, round-to-nearest-even, into `dst`
+/// (rows × cols, contiguous): vcvtneps2bf16 where the processor has AVX512-BF16, else the same rounding
+/// in scalar code.
+void dualign_f32_to_bf16(const float *src, long rows, long cols, long ld, unsigned short *dst);
+
 /// Atomically adds `value` to `*counter` and returns the previous value (work counters shared by threads).
 long dualign_atomic_fetch_add(long *counter, long value);
 
