@@ -9,9 +9,12 @@ extension Transformer {
     /// Runs `body` with this model's forward products in bf16. The weights are converted on first use
     /// and dropped when `body` returns, so the fp32 weights must not change inside `body` (an optimizer
     /// step between two blocks is fine: each block converts afresh). `backward` is not allowed inside.
-    public func withBF16Weights<R>(_ body: () throws -> R) rethrows -> R {
+    ///
+    /// `using` keeps the copies beyond the block, for a model whose weights never change (a frozen
+    /// reference): the caller then guarantees the fp32 weights are the ones the copies were made from.
+    public func withBF16Weights<R>(using copies: BF16Weights? = nil, _ body: () throws -> R) rethrows -> R {
         precondition(bf16Weights == nil, "withBF16Weights: already inside a bf16 block of this model")
-        bf16Weights = BF16Weights()
+        bf16Weights = copies ?? BF16Weights()
         defer { bf16Weights = nil }
         return try body()
     }

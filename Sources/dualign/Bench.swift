@@ -21,10 +21,11 @@ struct Bench: ParsableCommand {
         KV-cache generation of exactly --new-tokens tokens per prompt with a real model. --kind tokenize times \
         single-threaded BPE encoding of an English corpus. --kind checkpoint writes and reads a checkpoint \
         (weights + AdamW moments), byte-shuffled and plain. --kind gemm measures GFLOP/s of every matrix backend \
-        (and oneDNN threading) at the model's projection shapes, forward and both backward products.
+        (and oneDNN threading) at the model's projection shapes, forward and both backward products. --kind forward times \
+        forward-only sequence log-probs (--batch sequences of --seq tokens) in fp32 and in bf16, alternated.
         """)
 
-    enum Kind: String, ExpressibleByArgument, CaseIterable { case dpo, generate, tokenize, checkpoint, gemm }
+    enum Kind: String, ExpressibleByArgument, CaseIterable { case dpo, generate, tokenize, checkpoint, gemm, forward }
 
     @Option(help: "What to time: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var kind: Kind = .dpo
@@ -88,6 +89,7 @@ struct Bench: ParsableCommand {
         case .tokenize: try runTokenize()
         case .checkpoint: try runCheckpoint()
         case .gemm: try runGemm()
+        case .forward: try runForward()
         }
     }
 
@@ -279,6 +281,34 @@ struct Bench: ParsableCommand {
             let cells = group.map { $0.gflops == best ? "**\(f($0.gflops, 0))**" : f($0.gflops, 0) }
             Output.line("| \(first.layer) | \(first.product.rawValue) | \(m)×\(n)×\(k) | " + cells.joined(separator: " | ") + " |")
             index += columns.count
+        }
+    }
+
+    // MARK: forward
+
+    func runForward() throws {
+        try configureThreads(compute.threads, ranks: 1)
+        let model: Transformer, name: String
+        if let spec = self.model {
+            let loaded = try ModelSource.load(spec)
+            (model, name) = (loaded.model, loaded.source.lastPathComponent)
+        } else {
+            name = config ?? "smollm2-135m"
+            var c = ModelConfig.presets[name]!
+            c.maxPositions = max(c.maxPositions, seq)
+            model = try Transformer(config: c, trainable: false)
+            model.initializeRandomly(seed: 0)
+        }
+        let report = ForwardBenchmark.run(model: model, name: name, sequences: batch, length: seq, repeats: steps ?? 5,
+                                          threads: ThreadPool.threads)
+        try emit(report) {
+            """
+            dualign bench --kind forward  model=\(report.model)  \(report.sequences) × \(report.sequenceLength) tokens  threads=\(report.threads)  matmul=\(report.matmulBackend) (fp32), onednn (bf16)\(BF16Weights.isNative ? "" : "  [no AVX512-BF16: emulated]")
+              fp32       \(f(report.fp32Seconds)) s   \(f(report.fp32TokensPerSecond, 0)) tokens/s (median of \(report.repeats))
+              bf16       \(f(report.bf16Seconds)) s   \(f(report.bf16TokensPerSecond, 0)) tokens/s;  speedup \(f(report.speedup, 2))× (median of alternated pairs)
+              convert    \(f(report.conversionSeconds)) s   (weights to bf16, once per withBF16Weights block)
+              |Δ| log-prob sums  max \(f(report.maxAbsoluteError, 4)) nats, max relative \(String(format: "%.2e", report.maxRelativeError))
+            """
         }
     }
 }
