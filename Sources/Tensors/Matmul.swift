@@ -58,6 +58,7 @@ public enum Matmul {
             OneDNN.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
                         beta: beta, c: c, ldc: ldc, threads: ThreadPool.threads)
         case .blis:
+            precondition(dualign_blis_load() == 1, "Matmul.backend = .blis, but libblis.so.4 is not installed")
             // Row-major x stored (r, c) with leading dimension ld: row stride ld, column stride 1.
             dualign_blis_set_threads(Int32(ThreadPool.threads))
             dualign_blis_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, 1, a, lda, 1, b, ldb, 1, beta, c, ldc, 1)
