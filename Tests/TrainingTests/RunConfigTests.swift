@@ -42,6 +42,20 @@ final class RunConfigTests: XCTestCase {
         XCTAssertEqual(key(base, [("dpo.beta", 0.0)]), "dpo")
         XCTAssertEqual(key(base, [("optimizer.maxSteps", "many")]), "optimizer.maxSteps", "a string where a number belongs")
         XCTAssertEqual(key(base, [("distributed.oobKeepaliveProbes", 0)]), "distributed.oobKeepalive*")
+        XCTAssertEqual(key(base, [("distributed.matmulBackend", "mkl")]), "distributed.matmulBackend", "an unknown matrix backend")
+    }
+
+    /// The matrix backend is a known key, accepted by name or "auto", and (like threads) outside the
+    /// training hash: a resumed run may change it.
+    func testMatmulBackendKey() throws {
+        let doc: [String: Any] = ["data": ["datasets": [dataset]]]
+        let a = try RunConfigLoader.resolve(document: doc)
+        XCTAssertNil(a.distributed.matmulBackend, "default: chosen from the processor")
+        for name in ["openblas", "onednn", "blis", "auto"] {
+            let c = try RunConfigLoader.resolve(document: doc, overrides: [("distributed.matmulBackend", name)])
+            XCTAssertEqual(c.distributed.matmulBackend, name)
+            XCTAssertEqual(c.trainingHash, a.trainingHash, "distributed.matmulBackend = \(name) must not change the training hash")
+        }
     }
 
     func testTrainingHashIgnoresOutputAndCheckpointSettings() throws {
