@@ -21,9 +21,13 @@ final class BF16MatmulTests: XCTestCase {
         for threads in [1, 2] {
             ThreadPool.threads = threads
             let weights = BF16Weights()
+            // The copies are keyed by the fp32 weight's address, so every weight stays alive while
+            // `weights` lives (a freed buffer's address may be reused by the next shape's weight).
+            var alive: [FloatBuffer] = []
             for (M, N, K) in [(1, 200, 96), (37, 301, 75), (5, 40, 33), (300, 130, 64)] {
                 let inp = randomFloats(M * K, seed: 1, scale: 3), w = randomFloats(N * K, seed: 2)
                 let i = FloatBuffer(inp), wb = FloatBuffer(w)
+                alive.append(wb)
                 let ri = FloatBuffer(inp.map(Self.bf16)), rw = FloatBuffer(w.map(Self.bf16))
                 let rounded = FloatBuffer(count: M * N), exact = FloatBuffer(count: M * N)
                 Matmul.forwardReference(rounded.pointer, ri.pointer, rw.pointer, M: M, N: N, K: K)
