@@ -1,5 +1,5 @@
 // Reference-model sequence log-probs for DPO: computed once before training, sharded over ranks
-// (pair i on rank i mod N), shared with every rank, and cached on disk under the run directory,
+// (micro-batches of similar lengths, batch c on rank c mod N), shared with every rank, and cached on disk under the run directory,
 // keyed by the reference weights, the tokenized data and the reduction, so restarts reuse them.
 
 import Foundation
@@ -39,16 +39,19 @@ extension Trainer {
             reference = try Transformer(config: policy.config, trainable: false)
             reference.parameters.copy(from: policy.parameters)
         }
-        let mine = all.indices.filter { $0 % comm.size == comm.rank }
+        // Pairs sorted longest first (little padding) and cut into micro-batches, batch c on rank c mod N:
+        // the rule of Rollout's RankBatches.longestFirst (Training sits below Rollout). Every batch is the
+        // same for any number of ranks, so every log-prob is too, to the last bit.
+        let lengths = all.map { $0.promptTokens.count + max($0.chosenTokens.count, $0.rejectedTokens.count) }
+        let order = all.indices.sorted { (lengths[$0], $1) > (lengths[$1], $0) }
+        let size = config.optimizer.microBatchSize
         var local: [[Double]] = []
-        var start = 0
-        while start < mine.count {
-            let idx = Array(mine[start..<min(start + config.optimizer.microBatchSize, mine.count)])
+        for (b, start) in stride(from: 0, to: order.count, by: size).enumerated() where b % comm.size == comm.rank {
+            let idx = Array(order[start..<min(start + size, order.count)])
             let batch = PairBatch(idx.map { all[$0] }, padToken: padToken)
             let (c, r) = reference.pairLogProbs(batch, reduction: config.dpo.reduction)
             referenceTokens += Double(batch.tokens)
             for (k, i) in idx.enumerated() { local.append([Double(i), c[k], r[k]]) }
-            start += idx.count
         }
         let gathered = try comm.allGather(Array(try JSONEncoder().encode(local)))
         var spent = [referenceTokens]
