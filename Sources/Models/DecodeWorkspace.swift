@@ -18,7 +18,7 @@ public final class DecodeWorkspace {
     public let longestRun: Int
     /// Positions of the cache (P).
     public let capacity: Int
-    /// Independent scratch slots for attention, one per task of `parallelFor`.
+    /// Scratch slots for the attention of prefill steps, one per thread.
     let slots: Int
 
     let x: FloatBuffer             // (R, C) residual stream
@@ -32,7 +32,7 @@ public final class DecodeWorkspace {
     let lastNorm: FloatBuffer      // (S, C)
     /// Logits after each active sequence's last new token, row k for `active[k]`.
     public let logits: FloatBuffer // (S, V)
-    let scores: FloatBuffer        // (slots, n · P) attention scores of one (sequence, head)
+    let scores: FloatBuffer        // (max(slots · n, S · NH), P) attention scores of (sequence, head) items
 
     /// The step: new tokens of all sequences in sequence order (R), their positions (R), and per sequence
     /// its run length and first row.
@@ -63,7 +63,7 @@ public final class DecodeWorkspace {
         last = FloatBuffer(count: S * C)
         lastNorm = FloatBuffer(count: S * C)
         logits = FloatBuffer(count: S * c.vocabSize)
-        scores = FloatBuffer(count: slots * n * P)
+        scores = FloatBuffer(count: max(slots * n, S * c.numHeads) * P)
         tokens = []
         tokens.reserveCapacity(R)
         positions = []

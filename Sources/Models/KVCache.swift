@@ -76,7 +76,6 @@ extension Transformer {
             Embedding.forward(out: x, tokens: $0.baseAddress!, table: w(layout.embedding), rows: R, channels: C)
         }
         let scale = 1 / Float(HS).squareRoot()
-        let prefill = ws.active.contains { ws.runs[$0] > 1 }
         for l in 0..<c.numLayers {
             let o = layout.blocks[l]
             RMSNorm.forward(out: norm, rstd: ws.rstd.pointer, inp: x, weight: w(o.attentionNorm), rows: R, channels: C, eps: c.rmsNormEps)
@@ -93,11 +92,7 @@ extension Transformer {
                     (vc + (s * P + p) * KV).update(from: qkv + r * QKV + A + KV, count: KV)
                 }
             }
-            if prefill {
-                BLAS.withThreads(1) { attendAll(cache, ws, layer: l, scale: scale) }
-            } else {
-                attendAll(cache, ws, layer: l, scale: scale)
-            }
+            BLAS.withThreads(1) { attendAll(cache, ws, layer: l, scale: scale) }
             project(x, att, o.output, rows: R, N: C, K: A, accumulate: true)
             RMSNorm.forward(out: norm, rstd: ws.rstd.pointer, inp: x, weight: w(o.mlpNorm), rows: R, channels: C, eps: c.rmsNormEps)
             project(ws.gateUp.pointer, norm, o.gateUp, rows: R, N: 2 * F, K: C)
@@ -114,22 +109,30 @@ extension Transformer {
         for s in ws.active { cache.lengths[s] += ws.runs[s] }
     }
 
-    /// Attention of every active (sequence, head) of layer `layer`, items dealt round-robin to the
-    /// workspace's scratch slots (one `parallelFor` task each).
+    /// Attention of every active (sequence, head) of layer `layer`. A step of one token per sequence gives
+    /// each item its own scores row (L ≤ P floats), so `parallelFor` balances the items freely; a step with
+    /// longer runs (prefill) deals the items round-robin to one scratch slot per thread (run · P floats).
     func attendAll(_ cache: KVCache, _ ws: DecodeWorkspace, layer l: Int, scale: Float) {
         let c = config, HS = c.headSize, KV = c.numKVHeads * HS, QKV = c.qkvChannels, A = c.attentionChannels
-        let NH = c.numHeads, P = cache.capacity, items = ws.active.count * NH, slots = ws.slots
+        let NH = c.numHeads, P = cache.capacity, items = ws.active.count * NH
         let kc = cache.keys[l].pointer, vc = cache.values[l].pointer
         let att = ws.attention.pointer, qkv = ws.qkv.pointer
-        parallelFor(slots) { slot in
-            let scores = ws.scores.pointer + slot * ws.longestRun * P
-            var item = slot
-            while item < items {
-                let s = ws.active[item / NH], h = item % NH
-                attendCached(out: att + ws.rowStart[s] * A + h * HS, qkv: qkv + ws.rowStart[s] * QKV + h * HS,
-                             keys: kc + s * P * KV, values: vc + s * P * KV, run: ws.runs[s],
-                             past: cache.lengths[s], head: h, scale: scale, scores: scores)
-                item += slots
+        @inline(__always) func attend(_ item: Int, _ scores: FloatPtr) {
+            let s = ws.active[item / NH], h = item % NH
+            attendCached(out: att + ws.rowStart[s] * A + h * HS, qkv: qkv + ws.rowStart[s] * QKV + h * HS,
+                         keys: kc + s * P * KV, values: vc + s * P * KV, run: ws.runs[s],
+                         past: cache.lengths[s], head: h, scale: scale, scores: scores)
+        }
+        if ws.rows == ws.active.count {
+            parallelFor(items) { item in attend(item, ws.scores.pointer + item * P) }
+        } else {
+            let slots = ws.slots
+            parallelFor(slots) { slot in
+                var item = slot
+                while item < items {
+                    attend(item, ws.scores.pointer + slot * ws.longestRun * P)
+                    item += slots
+                }
             }
         }
     }

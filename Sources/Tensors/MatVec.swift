@@ -1,7 +1,9 @@
 // Matrix-vector product for one row: out (N) = W (N, K) · x (K), the M = 1 case of Matmul.forward that
 // batch-1 decoding runs for every projection. It is bound by memory bandwidth: each token reads every
 // weight once. cblas_sgemm with M = 1 first copies W into its packed layout (a second pass over all of
-// it); here each task streams its own block of rows of W once, four rows at a time against x (in L1).
+// it); here each task of `parallelFor` reads its own block of rows of W once, as one sequential run,
+// against x (in L1). Reading one row at a time matters on this machine: the same loop over two or four
+// interleaved rows (two or four memory streams per thread) ran 2–3× slower, and so does sgemv.
 // Legend: N output features (rows of W), K input features.
 //
 // Forward only (decoding needs no gradient). `forwardBLAS` is OpenBLAS's sgemv, kept so that
@@ -12,7 +14,7 @@ import COpenBLAS
 public enum MatVec {
     /// Which implementation `forward` runs.
     public enum Implementation: String, CaseIterable, Sendable {
-        /// Four rows per pass in 8-lane float vectors, row blocks split over `parallelFor`.
+        /// One row at a time in 8-lane float vectors, blocks of rows split over `parallelFor`.
         case simd
         /// cblas_sgemv (OpenBLAS threads).
         case blas
@@ -37,47 +39,31 @@ public enum MatVec {
         }
     }
 
-    /// out[n] (+)= W[n, :] · x for n in start..<end: four rows share each load of x.
+    /// out[n] (+)= W[n, :] · x for n in start..<end, one row after the other so that the task reads one
+    /// sequential run of memory; four accumulators along K hide the latency of the additions.
     @inline(__always)
     static func rows(_ out: FloatPtr, _ weight: ConstFloatPtr, _ x: ConstFloatPtr, from start: Int, to end: Int, K: Int,
                      accumulate: Bool) {
-        let K8 = K & ~7
         let xr = UnsafeRawPointer(x)
-        var n = start
-        while n + 4 <= end {
-            let w0 = UnsafeRawPointer(weight + n * K), w1 = UnsafeRawPointer(weight + (n + 1) * K)
-            let w2 = UnsafeRawPointer(weight + (n + 2) * K), w3 = UnsafeRawPointer(weight + (n + 3) * K)
+        for n in start..<end {
+            let w = UnsafeRawPointer(weight + n * K)
             var a0 = Float8.zero, a1 = Float8.zero, a2 = Float8.zero, a3 = Float8.zero
             var k = 0
-            while k < K8 {
+            while k + 32 <= K {
                 let o = k * 4
-                let v = xr.loadUnaligned(fromByteOffset: o, as: Float8.self)
-                a0 += w0.loadUnaligned(fromByteOffset: o, as: Float8.self) * v
-                a1 += w1.loadUnaligned(fromByteOffset: o, as: Float8.self) * v
-                a2 += w2.loadUnaligned(fromByteOffset: o, as: Float8.self) * v
-                a3 += w3.loadUnaligned(fromByteOffset: o, as: Float8.self) * v
+                a0 += w.loadUnaligned(fromByteOffset: o, as: Float8.self) * xr.loadUnaligned(fromByteOffset: o, as: Float8.self)
+                a1 += w.loadUnaligned(fromByteOffset: o + 32, as: Float8.self) * xr.loadUnaligned(fromByteOffset: o + 32, as: Float8.self)
+                a2 += w.loadUnaligned(fromByteOffset: o + 64, as: Float8.self) * xr.loadUnaligned(fromByteOffset: o + 64, as: Float8.self)
+                a3 += w.loadUnaligned(fromByteOffset: o + 96, as: Float8.self) * xr.loadUnaligned(fromByteOffset: o + 96, as: Float8.self)
+                k += 32
+            }
+            while k + 8 <= K {
+                a0 += w.loadUnaligned(fromByteOffset: k * 4, as: Float8.self) * xr.loadUnaligned(fromByteOffset: k * 4, as: Float8.self)
                 k += 8
             }
-            var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
-            while k < K {
-                let v = x[k]
-                s0 += weight[n * K + k] * v
-                s1 += weight[(n + 1) * K + k] * v
-                s2 += weight[(n + 2) * K + k] * v
-                s3 += weight[(n + 3) * K + k] * v
-                k += 1
-            }
-            if accumulate {
-                out[n] += s0; out[n + 1] += s1; out[n + 2] += s2; out[n + 3] += s3
-            } else {
-                out[n] = s0; out[n + 1] = s1; out[n + 2] = s2; out[n + 3] = s3
-            }
-            n += 4
-        }
-        while n < end {
-            let s = VectorMath.dot(weight + n * K, x, count: K)
-            if accumulate { out[n] += s } else { out[n] = s }
-            n += 1
+            var s = ((a0 + a1) + (a2 + a3)).sum()
+            while k < K { s += weight[n * K + k] * x[k]; k += 1 }
+            out[n] = accumulate ? out[n] + s : s
         }
     }
 
