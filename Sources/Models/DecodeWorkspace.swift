@@ -18,8 +18,9 @@ public final class DecodeWorkspace {
     public let longestRun: Int
     /// Positions of the cache (P).
     public let capacity: Int
-    /// Scratch slots for the attention of prefill steps, one per thread.
-    let slots: Int
+    /// Scratch slots for the attention of prefill steps (and samplers in `generate`): four per thread, so
+    /// that `parallelFor` still balances them when a thread is descheduled on a busy machine.
+    public let slots: Int
 
     let x: FloatBuffer             // (R, C) residual stream
     let norm: FloatBuffer          // (R, C)
@@ -51,7 +52,7 @@ public final class DecodeWorkspace {
         sequences = S
         longestRun = n
         capacity = P
-        slots = max(1, ThreadPool.threads)
+        slots = max(1, 4 * ThreadPool.threads)
         let C = c.hiddenSize, F = c.intermediateSize
         x = FloatBuffer(count: R * C)
         norm = FloatBuffer(count: R * C)

@@ -63,7 +63,7 @@ extension Transformer {
         let cache = KVCache(config: config, sequences: S, capacity: capacity)
         let ws = DecodeWorkspace(config: config, sequences: S, rows: max(S, prefillRows),
                                  longestRun: inputs.map(\.count).max()!, capacity: capacity)
-        let samplers = (0..<ws.slots).map { _ in Sampler(vocabSize: V) }
+        let samplers = (0..<min(S, ws.slots)).map { _ in Sampler(vocabSize: V) }
         let rngs = UnsafeMutablePointer<SplitMix64>.allocate(capacity: S)
         for s in 0..<S { (rngs + s).initialize(to: SplitMix64(seed: options.seed &+ 0x9E37_79B9_7F4A_7C15 &* ((sampleIDs?[s] ?? UInt64(s)) &+ 1))) }
         let chosen = UnsafeMutablePointer<Int32>.allocate(capacity: S), chosenLogp = UnsafeMutablePointer<Float>.allocate(capacity: S)
