@@ -1,25 +1,35 @@
-// The generation benchmark: greedy KV-cache decoding of a batch of prompts of slightly different lengths,
-// every sequence generating exactly N new tokens (no stop tokens) — the same work as launch/bench/peer_generate.py.
+// The generation benchmark: KV-cache decoding of a batch of prompts of slightly different lengths, every
+// sequence generating exactly N new tokens (no stop tokens) — the same work as launch/bench/peer_generate.py.
+// Greedy by default; with `samples` K > 1 or a temperature, K samples of every prompt drawn at that
+// temperature (no top-k, no top-p), as MoCAN and PeCAN sample (transformers: `num_return_sequences`).
 
 import Foundation
 import Models
 import Tokenizers
 import Training
+import Tensors
 
 /// Median timings and throughput of `Transformer.generate`.
 public struct GenerationReport: Codable, Sendable {
     public var model: String
     public var parameters: Int
     public var batch: Int
+    /// Samples per prompt (sequences decoded together = batch · samples).
+    public var samples: Int
+    /// nil: greedy; otherwise the sampling temperature.
+    public var temperature: Float?
+    /// The one-row projection kernel (`MatVec.implementation`).
+    public var matvec: String
     public var newTokens: Int
     public var promptLengths: [Int]
     public var threads: Int
     public var repeats: Int
-    /// Median seconds of one whole `generate` call (prefill included) and the generated tokens per second.
+    /// Median seconds of one whole `generate` call (prefill included) and the generated tokens per second
+    /// (batch · samples · N per call).
     public var seconds: Double
     public var tokensPerSecond: Double
-    /// Median seconds of the prefill alone (one `decodeStep` over the prompts into a fresh cache), and the
-    /// decode rate that leaves: batch · (N − 1) tokens / (seconds − prefill).
+    /// Median seconds of the prefill alone (one `decodeStep` over the distinct prompts into a fresh cache),
+    /// and the decode rate that leaves: batch · samples · (N − 1) tokens / (seconds − prefill).
     public var prefillSeconds: Double
     public var decodeTokensPerSecond: Double
     /// The kernel family OpenBLAS runs (see `DPOBenchmark.blasCore`).
@@ -58,17 +68,21 @@ public enum GenerationBenchmark {
         }
     }
 
-    /// Times `repeats` greedy `generate` calls (after `warmup` untimed ones) and `repeats` prefills.
-    /// Returns the report and the tokens of the last call.
-    public static func run(model: Transformer, name: String, prompts: [[Int32]], newTokens: Int,
-                           repeats: Int, warmup: Int, threads: Int) -> (GenerationReport, [[Int32]]) {
-        let options = SamplingOptions(greedy: true, maxNewTokens: newTokens)
+    /// Times `repeats` `generate` calls (after `warmup` untimed ones) and `repeats` prefills: greedy when
+    /// `temperature` is nil, else `samples` draws per prompt at that temperature (seed 0, sample ids
+    /// prompt · samples + k as `PromptSampler` numbers them). Returns the report and the tokens of the last call.
+    public static func run(model: Transformer, name: String, prompts: [[Int32]], samples: Int = 1, temperature: Float? = nil,
+                           newTokens: Int, repeats: Int, warmup: Int, threads: Int) -> (GenerationReport, [[Int32]]) {
+        let options = temperature.map { SamplingOptions(temperature: $0, maxNewTokens: newTokens) }
+            ?? SamplingOptions(greedy: true, maxNewTokens: newTokens)
+        let jobs = prompts.indices.flatMap { i in (0..<samples).map { (i, $0) } }
+        let inputs = jobs.map { prompts[$0.0] }, ids = jobs.map { UInt64($0.0 * samples + $0.1) }
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
         var times: [Double] = [], prefills: [Double] = []
         var outputs: [[Int32]] = []
         for r in 0..<(warmup + repeats) {
             let t0 = now()
-            let out = model.generate(prompts: prompts, options: options, stopTokens: [])
+            let out = model.generate(prompts: inputs, options: options, stopTokens: [], sampleIDs: ids)
             let t1 = now()
             if r >= warmup { times.append(t1 - t0) }
             outputs = out.map(\.tokens)
@@ -82,10 +96,11 @@ public enum GenerationBenchmark {
         }
         let seconds = DPOBenchmark.median(times), prefill = DPOBenchmark.median(prefills)
         let generated = outputs.reduce(0) { $0 + $1.count }
-        let report = GenerationReport(model: name, parameters: model.layout.count, batch: prompts.count, newTokens: newTokens,
+        let report = GenerationReport(model: name, parameters: model.layout.count, batch: prompts.count, samples: samples,
+                                      temperature: temperature, matvec: MatVec.implementation.rawValue, newTokens: newTokens,
                                       promptLengths: prompts.map(\.count), threads: threads, repeats: repeats,
                                       seconds: seconds, tokensPerSecond: Double(generated) / seconds, prefillSeconds: prefill,
-                                      decodeTokensPerSecond: Double(prompts.count * (newTokens - 1)) / max(seconds - prefill, 1e-9),
+                                      decodeTokensPerSecond: Double(inputs.count * (newTokens - 1)) / max(seconds - prefill, 1e-9),
                                       blasCore: DPOBenchmark.blasCore)
         return (report, outputs)
     }

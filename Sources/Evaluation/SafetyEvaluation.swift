@@ -1,7 +1,9 @@
 // Generating greedy responses to evaluation prompts and judging them (reward model, cost model,
-// refusal classifier), sharded over ranks: prompts go in chunks of `batchSize` in index order, chunk
-// c to rank c mod N; each rank generates and scores its chunks with the same batches whatever N is;
-// rank 0 gathers every response in prompt order, so results do not depend on the number of ranks.
+// refusal classifier), sharded over ranks. Generation: prompts go in chunks of `batchSize` in index
+// order, chunk c to rank c mod N (KV-cache decoding pads nothing, so the order costs nothing). Every
+// rank then receives every response, and the (prompt, response) sequences are scored in batches of
+// similar lengths (`RankBatches.longestFirst`, little padding), batch c on rank c mod N. Rank 0 gathers
+// everything in prompt order. Every batch is the same whatever N is, so results do not depend on it.
 
 import Foundation
 import Datasets
@@ -54,27 +56,21 @@ public struct SafetyEvaluator {
         return try scorer.sequence(ScoringRow(prompt: prompt, response: response), source: "prompt '\(prompt.prefix(60))'")
     }
 
-    /// One response as it travels between ranks (scores as exact float bits).
-    struct Shard: Codable {
+    /// One generated response as it travels between ranks.
+    struct Generation: Codable {
         var index: Int
         var response: String
-        var rewardBits: UInt32
-        var costBits: UInt32
         var tokens: Int
         var stopped: Bool
     }
 
-    /// Generates and scores this rank's chunks.
-    func evaluateShard(sampler: PromptSampler, rank: Int, size: Int) throws -> [Shard] {
-        var out: [Shard] = []
+    /// Generates this rank's chunks of prompts.
+    func generateShard(sampler: PromptSampler, rank: Int, size: Int) -> [Generation] {
+        var out: [Generation] = []
         for chunk in RankBatches.ranges(count: prompts.count, batchSize: batchSize, rank: rank, size: size) {
-            let texts = chunk.map { prompts[$0].text }
-            let samples = sampler.sampleShard(texts, samplesPerPrompt: 1, rank: 0, size: 1)
-            let rewards = reward.scoreTokens(try zip(texts, samples).map { try Self.scoreSequence(reward, prompt: $0.0, response: $0.1.response) })
-            let costs = cost.scoreTokens(try zip(texts, samples).map { try Self.scoreSequence(cost, prompt: $0.0, response: $0.1.response) })
-            for (k, index) in chunk.enumerated() {
-                out.append(Shard(index: index, response: samples[k].response, rewardBits: rewards[k].bitPattern,
-                                 costBits: costs[k].bitPattern, tokens: samples[k].tokens.count, stopped: samples[k].stopped))
+            let samples = sampler.sampleShard(chunk.map { prompts[$0].text }, samplesPerPrompt: 1, rank: 0, size: 1)
+            for (index, sample) in zip(chunk, samples) {
+                out.append(Generation(index: index, response: sample.response, tokens: sample.tokens.count, stopped: sample.stopped))
             }
         }
         return out
@@ -89,24 +85,33 @@ public struct SafetyEvaluator {
         var sampler = PromptSampler(model: policy, tokenizer: tokenizer, template: template,
                                     options: SamplingOptions(greedy: true, temperature: 1, maxNewTokens: maxNewTokens, seed: 0))
         sampler.batchSize = batchSize
-        let mine = try evaluateShard(sampler: sampler, rank: communicator.rank, size: communicator.size)
-        guard let all = try communicator.gather(Array(try JSONEncoder().encode(mine)), root: 0) else { return nil }
-        var slots = [Shard?](repeating: nil, count: prompts.count)
-        for (rank, bytes) in all.enumerated() {
-            for s in try JSONDecoder().decode([Shard].self, from: Data(bytes)) {
-                guard slots.indices.contains(s.index), slots[s.index] == nil else {
-                    throw ResponseScoringError(file: "rank \(rank)", "sent prompt \(s.index) twice or out of range; the ranks read different prompt files")
+        let mine = generateShard(sampler: sampler, rank: communicator.rank, size: communicator.size)
+        var slots = [Generation?](repeating: nil, count: prompts.count)
+        for (rank, bytes) in try communicator.allGather(Array(try JSONEncoder().encode(mine))).enumerated() {
+            for g in try JSONDecoder().decode([Generation].self, from: Data(bytes)) {
+                guard slots.indices.contains(g.index), slots[g.index] == nil else {
+                    throw ResponseScoringError(file: "rank \(rank)", "sent prompt \(g.index) twice or out of range; the ranks read different prompt files")
                 }
-                slots[s.index] = s
+                slots[g.index] = g
             }
         }
-        return try prompts.indices.map { i in
-            guard let s = slots[i] else {
+        let generations = try prompts.indices.map { i in
+            guard let g = slots[i] else {
                 throw ResponseScoringError(file: "gather", "no rank answered prompt \(i); the ranks read different prompt files")
             }
-            return EvaluatedResponse(prompt: prompts[i], response: s.response,
-                                     reward: Double(Float(bitPattern: s.rewardBits)), cost: Double(Float(bitPattern: s.costBits)),
-                                     refused: classifier.isRefusal(s.response), tokens: s.tokens, stopped: s.stopped)
+            return g
+        }
+        let rewards = try reward.scoreAll(sequences: try generations.map {
+            try Self.scoreSequence(reward, prompt: prompts[$0.index].text, response: $0.response)
+        }, communicator: communicator)
+        let costs = try cost.scoreAll(sequences: try generations.map {
+            try Self.scoreSequence(cost, prompt: prompts[$0.index].text, response: $0.response)
+        }, communicator: communicator)
+        guard let rewards, let costs else { return nil }
+        return prompts.indices.map { i in
+            let g = generations[i]
+            return EvaluatedResponse(prompt: prompts[i], response: g.response, reward: Double(rewards[i]), cost: Double(costs[i]),
+                                     refused: classifier.isRefusal(g.response), tokens: g.tokens, stopped: g.stopped)
         }
     }
 }

@@ -40,66 +40,70 @@ public struct GeneratedSequence: Equatable, Sendable {
 extension Transformer {
     /// Continues every prompt; `sampleIDs[i]` (default i) keys prompt i's generator, so a sample does
     /// not depend on which other prompts share the batch or which rank runs it.
+    ///
+    /// Identical prompts (K samples of one prompt) are prefilled once and their caches copied. One
+    /// DecodeWorkspace and one Sampler per thread serve every step: the loop allocates nothing per token.
     public func generate(prompts: [[Int32]], options: SamplingOptions, stopTokens: Set<Int32>,
                          sampleIDs: [UInt64]? = nil) -> [GeneratedSequence] {
         guard !prompts.isEmpty else { return [] }
         precondition(prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
-        let capacity = min(config.maxPositions, prompts.map(\.count).max()! + options.maxNewTokens)
-        let cache = KVCache(config: config, sequences: prompts.count, capacity: capacity)
-        var rngs = prompts.indices.map { i in SplitMix64(seed: options.seed &+ 0x9E37_79B9_7F4A_7C15 &* ((sampleIDs?[i] ?? UInt64(i)) &+ 1)) }
+        let S = prompts.count, V = config.vocabSize, N = options.maxNewTokens
         var out = prompts.map { _ in GeneratedSequence(tokens: [], logProbs: [], stopped: false) }
-        var next: [[Int32]] = prompts.map { Array($0.suffix(capacity)) }
-        for _ in 0..<options.maxNewTokens {
-            let logits = decodeStep(cache, newTokens: next)
-            if logits.isEmpty { break }
-            next = Array(repeating: [], count: prompts.count)
-            for (s, row) in logits {
-                let (token, logp) = Sampler.sample(row, options: options, rng: &rngs[s])
-                out[s].tokens.append(token)
-                out[s].logProbs.append(logp)
-                if stopTokens.contains(token) { out[s].stopped = true; continue }
-                if out[s].tokens.count < options.maxNewTokens && cache.lengths[s] < capacity { next[s] = [token] }
+        guard N > 0 else { return out }
+        for s in 0..<S { out[s].tokens.reserveCapacity(N); out[s].logProbs.reserveCapacity(N) }
+        let capacity = min(config.maxPositions, prompts.map(\.count).max()! + N)
+        let inputs = prompts.map { $0.suffix(capacity) }
+        // The first sequence with each distinct prompt is prefilled; the others copy its cache.
+        var firstWith: [ArraySlice<Int32>: Int] = [:], leader = [Int](repeating: 0, count: S)
+        for s in 0..<S {
+            if firstWith[inputs[s]] == nil { firstWith[inputs[s]] = s }
+            leader[s] = firstWith[inputs[s]]!
+        }
+        let prefillRows = inputs.indices.filter { leader[$0] == $0 }.reduce(0) { $0 + inputs[$1].count }
+        let cache = KVCache(config: config, sequences: S, capacity: capacity)
+        let ws = DecodeWorkspace(config: config, sequences: S, rows: max(S, prefillRows),
+                                 longestRun: inputs.map(\.count).max()!, capacity: capacity)
+        let samplers = (0..<min(S, ws.slots)).map { _ in Sampler(vocabSize: V) }
+        let rngs = UnsafeMutablePointer<SplitMix64>.allocate(capacity: S)
+        for s in 0..<S { (rngs + s).initialize(to: SplitMix64(seed: options.seed &+ 0x9E37_79B9_7F4A_7C15 &* ((sampleIDs?[s] ?? UInt64(s)) &+ 1))) }
+        let chosen = UnsafeMutablePointer<Int32>.allocate(capacity: S), chosenLogp = UnsafeMutablePointer<Float>.allocate(capacity: S)
+        let logitsRow = UnsafeMutablePointer<Int>.allocate(capacity: S)    // row of ws.logits each sampling sequence reads
+        let sampling = UnsafeMutablePointer<Int>.allocate(capacity: S)     // sequences that sample this step
+        defer { rngs.deallocate(); chosen.deallocate(); chosenLogp.deallocate(); logitsRow.deallocate(); sampling.deallocate() }
+
+        // Prefill the leaders; every sequence samples its first token from its leader's logits.
+        ws.begin()
+        for s in 0..<S where leader[s] == s { ws.append(sequence: s, tokens: inputs[s], start: 0) }
+        decodeStep(cache, workspace: ws)
+        for s in 0..<S where leader[s] != s { cache.copySequence(leader[s], to: s) }
+        for (k, s) in ws.active.enumerated() { logitsRow[s] = k }
+        for s in 0..<S { logitsRow[s] = logitsRow[leader[s]]; sampling[s] = s }
+        var count = S
+        while true {
+            // Sample every sequence of this step, sequences dealt round-robin to the samplers.
+            let slots = samplers.count, n = count
+            parallelFor(min(slots, n)) { slot in
+                var i = slot
+                while i < n {
+                    let s = sampling[i]
+                    (chosen[s], chosenLogp[s]) = samplers[slot].sample(ws.logits.pointer + logitsRow[s] * V, options: options, rng: &rngs[s])
+                    i += slots
+                }
             }
+            ws.begin()
+            for i in 0..<n {
+                let s = sampling[i], token = chosen[s]
+                out[s].tokens.append(token)
+                out[s].logProbs.append(chosenLogp[s])
+                if stopTokens.contains(token) { out[s].stopped = true; continue }
+                if out[s].tokens.count >= N || cache.lengths[s] >= capacity { continue }
+                ws.append(sequence: s, tokens: CollectionOfOne(token), start: cache.lengths[s])
+            }
+            if ws.rows == 0 { break }
+            decodeStep(cache, workspace: ws)
+            count = ws.active.count
+            for (k, s) in ws.active.enumerated() { sampling[k] = s; logitsRow[s] = k }
         }
         return out
-    }
-}
-
-/// Token selection from one row of logits.
-public enum Sampler {
-    /// Picks a token and returns it with its log-probability under the untempered, untruncated softmax.
-    public static func sample(_ logits: [Float], options o: SamplingOptions, rng: inout SplitMix64) -> (Int32, Float) {
-        let V = logits.count
-        var m = -Float.infinity, arg = 0
-        for v in 0..<V where logits[v] > m { m = logits[v]; arg = v }
-        var z = 0.0
-        for v in 0..<V { z += Foundation.exp(Double(logits[v] - m)) }
-        let lse = Double(m) + Foundation.log(z)
-        func logp(_ v: Int) -> Float { Float(Double(logits[v]) - lse) }
-        if o.greedy || o.temperature <= 0 { return (Int32(arg), logp(arg)) }
-        // Candidates sorted by logit when truncating; all tokens otherwise.
-        var candidates = Array(0..<V)
-        if o.topK > 0 || o.topP < 1 {
-            candidates.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-            if o.topK > 0 { candidates = Array(candidates.prefix(o.topK)) }
-        }
-        let t = Double(o.temperature)
-        var weights = candidates.map { Foundation.exp((Double(logits[$0]) - Double(m)) / t) }
-        if o.topP < 1 {
-            let total = weights.reduce(0, +)
-            var acc = 0.0, keep = weights.count
-            for (i, w) in weights.enumerated() {
-                acc += w / total
-                if acc >= Double(o.topP) { keep = i + 1; break }
-            }
-            candidates = Array(candidates.prefix(keep)); weights = Array(weights.prefix(keep))
-        }
-        let total = weights.reduce(0, +)
-        var u = Double(rng.next() >> 11) / Double(1 << 53) * total
-        for (i, w) in weights.enumerated() {
-            u -= w
-            if u < 0 { return (Int32(candidates[i]), logp(candidates[i])) }
-        }
-        return (Int32(candidates.last!), logp(candidates.last!))
     }
 }

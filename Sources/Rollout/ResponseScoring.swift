@@ -1,6 +1,6 @@
 // Scoring (prompt, response) rows with a reward or cost model (a score head), sharded over ranks:
-// row i runs on rank i mod N; rank 0 gathers every score and returns them in input order, so the
-// output does not depend on N. Each row is rendered as the score-model trainer renders it
+// rows sorted longest first are cut into batches (little padding), batch c runs on rank c mod N, and
+// rank 0 gathers every score and returns them in input order, so the output does not depend on N. Each row is rendered as the score-model trainer renders it
 // (chat template prompt + response + end-of-turn) and scored at its last real token.
 
 import Foundation
@@ -136,17 +136,33 @@ public struct ResponseScorer {
         return out
     }
 
-    /// Scores the rows this rank owns (i mod size == rank), as (row index, score) in index order.
+    /// Scores this rank's share of the rows, as (row index, score) in index order. Every rank renders every
+    /// row (so a bad row fails on all ranks alike); the batches are cut by `RankBatches.longestFirst`, the
+    /// same for any number of ranks, so every score is the same to the last bit whatever the world size.
     public func scoreShard(_ rows: [ScoringRow], rank: Int, size: Int, source: String = "input") throws -> [(index: Int, score: Float)] {
-        let mine = rows.indices.filter { $0 % size == rank }
-        let scores = scoreTokens(try mine.map { try sequence(rows[$0], source: source) })
-        return Array(zip(mine, scores)).map { (index: $0.0, score: $0.1) }
+        scoreShard(sequences: try rows.map { try sequence($0, source: source) }, rank: rank, size: size)
+    }
+
+    /// Scores this rank's share of token sequences (batches of similar lengths, longest first, dealt to
+    /// ranks by `RankBatches.longestFirst`), as (index, score) in index order.
+    public func scoreShard(sequences: [[Int32]], rank: Int, size: Int) -> [(index: Int, score: Float)] {
+        var out: [(index: Int, score: Float)] = []
+        for chunk in RankBatches.longestFirst(lengths: sequences.map(\.count), batchSize: batchSize, rank: rank, size: size) {
+            for (i, score) in zip(chunk, scoreTokens(chunk.map { sequences[$0] })) { out.append((index: i, score: score)) }
+        }
+        return out.sorted { $0.index < $1.index }
     }
 
     /// Every rank scores its shard; rank 0 returns every row's score in input order, other ranks nil.
     public func scoreAll(_ rows: [ScoringRow], communicator: Communicator, source: String = "input") throws -> [Float]? {
         let mine = try scoreShard(rows, rank: communicator.rank, size: communicator.size, source: source)
         return try Self.gather(mine, count: rows.count, communicator: communicator)
+    }
+
+    /// Every rank scores its shard of token sequences; rank 0 returns every score in input order, other ranks nil.
+    public func scoreAll(sequences: [[Int32]], communicator: Communicator) throws -> [Float]? {
+        let mine = scoreShard(sequences: sequences, rank: communicator.rank, size: communicator.size)
+        return try Self.gather(mine, count: sequences.count, communicator: communicator)
     }
 
     /// Collects every rank's (index, score) pairs on rank 0 and returns the scores in index order

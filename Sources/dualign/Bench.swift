@@ -47,6 +47,12 @@ struct Bench: ParsableCommand {
     var newTokens = 64
     @Option(name: .customLong("prompt-tokens"), parsing: .unconditional, help: "Length of the longest prompt; prompts are 0–3 tokens shorter in turn (generate).")
     var promptTokens = 32
+    @Option(help: "Samples per prompt, decoded together with the other prompts' (generate; > 1 samples at --temperature, default 1).")
+    var samples = 1
+    @Option(help: "Sample at this temperature instead of greedy decoding (generate; no top-k, no top-p).")
+    var temperature: Float?
+    @Option(help: "One-row projection kernel (generate): \(MatVec.Implementation.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var matvec = MatVec.Implementation.simd.rawValue
     @Option(name: .customLong("write-prompts"), help: "Write the prompts and the generated tokens as JSON (generate), for launch/bench/peer_generate.py.")
     var writePrompts: String?
     @Option(help: "Text to tokenize: .jsonl(.gz) with chosen/rejected/prompt/text fields, or plain text (tokenize; default: the HH-RLHF harmless-base test file).")
@@ -80,6 +86,11 @@ struct Bench: ParsableCommand {
         if let warmup, warmup < 0 { throw ValidationError("--warmup must be at least 0") }
         if batch < 1 || newTokens < 1 || promptTokens < 4 { throw ValidationError("--batch and --new-tokens must be at least 1, --prompt-tokens at least 4") }
         if level < 1 || level > 19 { throw ValidationError("--level must be in 1…19") }
+        if samples < 1 { throw ValidationError("--samples must be at least 1") }
+        if let temperature, !(temperature > 0) { throw ValidationError("--temperature must be above 0") }
+        if MatVec.Implementation(rawValue: matvec) == nil {
+            throw ValidationError("unknown --matvec \(matvec); choose one of \(MatVec.Implementation.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
     }
 
     func run() throws {
@@ -152,20 +163,24 @@ struct Bench: ParsableCommand {
         let loaded = try ModelSource.load(spec)
         let tokenizer = try loaded.requireTokenizer()
         let prompts = GenerationBenchmark.prompts(tokenizer: tokenizer, count: batch, length: promptTokens)
+        MatVec.implementation = MatVec.Implementation(rawValue: matvec)!
+        let sampled = samples > 1 || temperature != nil
         let (report, outputs) = GenerationBenchmark.run(model: loaded.model, name: loaded.source.lastPathComponent, prompts: prompts,
+                                                        samples: samples, temperature: sampled ? temperature ?? 1 : nil,
                                                         newTokens: newTokens, repeats: steps ?? 3, warmup: warmup ?? 1,
                                                         threads: ThreadPool.threads)
         if let writePrompts {
-            let object: [String: Any] = ["prompts": prompts.map { $0.map(Int.init) }, "new_tokens": newTokens,
+            var object: [String: Any] = ["prompts": prompts.map { $0.map(Int.init) }, "new_tokens": newTokens,
                                          "dualign_outputs": outputs.map { $0.map(Int.init) },
-                                         "dualign_tokens_per_s": report.tokensPerSecond]
+                                         "dualign_tokens_per_s": report.tokensPerSecond, "samples": samples]
+            if let t = report.temperature { object["temperature"] = Double(t) }
             try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]).write(to: URL(fileURLWithPath: writePrompts))
         }
         try emit(report) {
             """
-            dualign bench --kind generate  model=\(report.model)  batch=\(report.batch)  new-tokens=\(report.newTokens)  prompts=\(report.promptLengths.min()!)–\(report.promptLengths.max()!) tokens  threads=\(report.threads)  matmul=\(Matmul.backend) (\(Matmul.backend.kernels))  blas=\(report.blasCore ?? "?")
-              generate   \(f(report.seconds)) s (median of \(report.repeats); greedy, KV cache, no stop tokens)
-              tokens/s   \(f(report.tokensPerSecond, 1))   (\(report.batch * report.newTokens) generated tokens per call)
+            dualign bench --kind generate  model=\(report.model)  batch=\(report.batch)  samples=\(report.samples)  new-tokens=\(report.newTokens)  prompts=\(report.promptLengths.min()!)–\(report.promptLengths.max()!) tokens  threads=\(report.threads)  matmul=\(Matmul.backend) (\(Matmul.backend.kernels))  blas=\(report.blasCore ?? "?")  matvec=\(report.matvec)
+              generate   \(f(report.seconds)) s (median of \(report.repeats); \(report.temperature.map { "temperature \(f(Double($0), 2))" } ?? "greedy"), KV cache, no stop tokens)
+              tokens/s   \(f(report.tokensPerSecond, 1))   (\(report.batch * report.samples * report.newTokens) generated tokens per call)
               prefill    \(f(report.prefillSeconds)) s;  decode \(f(report.decodeTokensPerSecond, 1)) tokens/s after it
             """
         }

@@ -56,6 +56,61 @@ final class GenerationTests: MatmulTestCase {
         XCTAssertTrue(batched.allSatisfy { $0.tokens.count == 6 && !$0.stopped })
     }
 
+    /// The same prompt gives the same sample alone and inside a batch of 16 prompts of different lengths
+    /// (one row per step alone, matrix-vector kernel; 16 rows in the batch, Matmul), whatever the batch's
+    /// other sequences do (some stop early, which shrinks the batch step by step).
+    func testSamplesDoNotDependOnTheBatch() throws {
+        let model = try twinModel()
+        var rng = SplitMix64(seed: 5)
+        let V = UInt64(model.config.vocabSize)
+        let prompts: [[Int32]] = (0..<16).map { i in (0..<(1 + (i * 7) % 23)).map { _ in Int32(rng.uniform(below: V)) } }
+        let options = SamplingOptions(temperature: 1, topP: 0.95, maxNewTokens: 12, seed: 3)
+        let stop: Set<Int32> = [7, 11, 42]
+        let batched = model.generate(prompts: prompts, options: options, stopTokens: stop, sampleIDs: (0..<16).map { UInt64(100 + $0) })
+        XCTAssertTrue(batched.contains { $0.stopped } && batched.contains { !$0.stopped },
+                      "the batch should mix stopped and full-length sequences to exercise a shrinking batch")
+        for i in [0, 5, 9, 15] {
+            let alone = model.generate(prompts: [prompts[i]], options: options, stopTokens: stop, sampleIDs: [UInt64(100 + i)])[0]
+            XCTAssertEqual(alone.tokens, batched[i].tokens, "prompt \(i) (\(prompts[i].count) tokens) alone vs in a batch of 16")
+            XCTAssertEqual(alone.stopped, batched[i].stopped, "prompt \(i) stop flag")
+            assertTensorClose(alone.logProbs, batched[i].logProbs, "prompt \(i) log-probs alone vs batched", relativeTolerance: 1e-5)
+        }
+    }
+
+    /// `generate` equals a plain loop of one-step `decodeStep` calls and the naive sampler: shared prefill
+    /// of repeated prompts, the reused workspace, the per-thread samplers and stop handling change nothing.
+    func testGenerateEqualsStepByStepLoopWithNaiveSampler() throws {
+        let model = try twinModel("llama_tied_halfsplit")
+        let prompts: [[Int32]] = [[5, 6, 7], [9, 9, 12, 40], [5, 6, 7], [100], [5, 6, 7], [9, 9, 12, 40]]
+        for options in [SamplingOptions(temperature: 0.8, topK: 20, maxNewTokens: 9, seed: 11),
+                        SamplingOptions(temperature: 1, maxNewTokens: 9, seed: 12),
+                        SamplingOptions(greedy: true, maxNewTokens: 9)] {
+            let stop: Set<Int32> = [3, 8]
+            let ids: [UInt64] = [4, 8, 15, 16, 23, 42]
+            let fast = model.generate(prompts: prompts, options: options, stopTokens: stop, sampleIDs: ids)
+            // The reference loop: every prompt prefilled, one token per step, NaiveSampler.
+            let cache = KVCache(config: model.config, sequences: prompts.count, capacity: 32)
+            var rngs = ids.map { SplitMix64(seed: options.seed &+ 0x9E37_79B9_7F4A_7C15 &* ($0 &+ 1)) }
+            var tokens = prompts.map { _ in [Int32]() }, logps = prompts.map { _ in [Float]() }, stopped = prompts.map { _ in false }
+            var next = prompts
+            while next.contains(where: { !$0.isEmpty }) {
+                let logits = model.decodeStep(cache, newTokens: next)
+                next = prompts.map { _ in [] }
+                for (s, row) in logits {
+                    let (t, lp) = NaiveSampler.sample(row, options: options, rng: &rngs[s])
+                    tokens[s].append(t)
+                    logps[s].append(lp)
+                    if stop.contains(t) { stopped[s] = true } else if tokens[s].count < options.maxNewTokens { next[s] = [t] }
+                }
+            }
+            for s in prompts.indices {
+                XCTAssertEqual(fast[s].tokens, tokens[s], "sequence \(s) tokens, \(options)")
+                XCTAssertEqual(fast[s].stopped, stopped[s], "sequence \(s) stop flag")
+                assertTensorClose(fast[s].logProbs, logps[s], "sequence \(s) log-probs", relativeTolerance: 1e-5)
+            }
+        }
+    }
+
     /// Greedy picks the argmax; returned log-probs are the model's own; stop tokens end a sequence.
     func testGreedyLogProbsAndStop() throws {
         let model = try twinModel()

@@ -97,6 +97,25 @@ final class LoRATests: XCTestCase {
         assertClose(merged.logProbs(targets), adapted, "merged W + s·B·A against the adapted model")
     }
 
+    /// Sampling with the KV cache sees the adapters: the adapted model's sampled tokens and their
+    /// log-probs equal those of its merged copy, and differ from the base's (adapters off).
+    func testDecodingWithAdaptersIsTheMergedModel() throws {
+        let f = try Fixture()
+        let m = try f.adaptedModel()
+        let merged = try m.mergedCopy()
+        let T = f.batch.length
+        let prompts = (0..<f.batch.lengths.count).map { b in Array(f.batch.tokens[(b * T)..<(b * T + f.promptLengths[b])]) }
+        let options = SamplingOptions(temperature: 1, maxNewTokens: 6, seed: 5)
+        let adapted = m.generate(prompts: prompts, options: options, stopTokens: [])
+        let reference = merged.generate(prompts: prompts, options: options, stopTokens: [])
+        let base = m.withAdaptersDisabled { m.generate(prompts: prompts, options: options, stopTokens: []) }
+        XCTAssertEqual(adapted.map(\.tokens), reference.map(\.tokens), "sampled tokens: adapted vs merged copy")
+        for (a, r) in zip(adapted, reference) {
+            assertClose(a.logProbs, r.logProbs, "sampled tokens' log-probs: adapted vs merged copy")
+        }
+        XCTAssertNotEqual(adapted.flatMap(\.logProbs), base.flatMap(\.logProbs), "the adapters change what the cache decodes")
+    }
+
     /// `saveAdapters` writes what PEFT's save_pretrained wrote for the same adapters: key names, shapes, values, config.
     func testSavedAdapterDirectoryIsPEFTs() throws {
         let f = try Fixture()

@@ -6,7 +6,8 @@
 #     dpo-tiny      dualign bench --config tiny            vs shared/bench/peer_dpo.py --config tiny
 #     dpo-smollm2   dualign bench --config smollm2-135m     vs peer_dpo.py --config smollm2-135m   (2 pairs, 5+2 steps)
 #     dpo-ranks     1 process × 2 threads vs mpirun -np 2 × 1 thread (tiny and smollm2-135m)
-#     generate      dualign bench --kind generate --batch 1|16 vs launch/bench/peer_generate.py
+#     generate      dualign bench --kind generate --batch 1|16 (greedy) and --batch 2 --samples 8 --temperature 1
+#                   (MoCAN-style sampling) vs launch/bench/peer_generate.py (num_return_sequences 8)
 #     tokenize      dualign bench --kind tokenize
 #     checkpoint    dualign bench --kind checkpoint
 #
@@ -72,7 +73,11 @@ for s in "${sections[@]}"; do
         "$bin" bench --kind generate --batch "$batch" --steps 1 --warmup 0 --write-prompts "$out/prompts$batch.json" >&2
         pair "generate-b$batch" "$bin bench --kind generate --batch $batch --json" \
                                 "$peer launch/bench/peer_generate.py --model $hf --prompts $out/prompts$batch.json --threads 2"
-      done ;;
+      done
+      mocan="--batch 2 --samples 8 --temperature 1"
+      "$bin" bench --kind generate $mocan --steps 1 --warmup 0 --write-prompts "$out/prompts2x8.json" >&2
+      pair generate-mocan "$bin bench --kind generate $mocan --json" \
+                          "$peer launch/bench/peer_generate.py --model $hf --prompts $out/prompts2x8.json --threads 2" ;;
     tokenize)
       pair tokenize "$bin bench --kind tokenize --json" "" ;;
     checkpoint)
@@ -101,7 +106,8 @@ def med(rows, key):
     return statistics.median(xs) if xs else float("nan")
 keys = {"dpo-tiny": ("tokensPerSecond", "policy_tokens_per_s"), "dpo-smollm2": ("tokensPerSecond", "policy_tokens_per_s"),
         "ranks-tiny": ("tokensPerSecond", "tokensPerSecond"), "ranks-smollm2": ("tokensPerSecond", "tokensPerSecond"),
-        "generate-b1": ("tokensPerSecond", "tokens_per_s"), "generate-b16": ("tokensPerSecond", "tokens_per_s")}
+        "generate-b1": ("tokensPerSecond", "tokens_per_s"), "generate-b16": ("tokensPerSecond", "tokens_per_s"),
+        "generate-mocan": ("tokensPerSecond", "tokens_per_s")}
 for name, (ka, kb) in keys.items():
     a, b = load(f"{out}/{name}.a.jsonl"), load(f"{out}/{name}.b.jsonl")
     if not a: continue
