@@ -44,7 +44,10 @@ public struct PPOTraining {
 
     /// A score model on every rank (each reads the file), checked to have a trained score head.
     func scoreModel(_ spec: String, key: String) throws -> Transformer {
-        let loaded = try ModelSource.load(spec, trainable: false, scoreHead: true)
+        let loaded: LoadedModel
+        do { loaded = try ModelSource.load(spec, trainable: false, scoreHead: true) } catch let e as ModelSourceError {
+            throw RunConfigError(key: key, message: "\(spec): \(e.message.replacingOccurrences(of: "--model \(spec): ", with: ""))")
+        }
         guard try loaded.hasScoreHeadTensor() else {
             throw RunConfigError(key: key, message: "\(spec) has no trained score head; give the final.gguf of `dualign train \(key.contains("cost") ? "cost" : "reward")`")
         }
