@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "Pipelines", dependencies: [
             "Training", "Rollout", "Alignment", "Models", "Datasets", "Distributed", "Tensors", "Tokenizers",
         ]),
-        .target(name: "Evaluation", dependencies: ["Rollout", "Models", "Datasets", "Distributed", "Tokenizers", "CZlib"]),
+        .target(name: "Evaluation", dependencies: ["Rollout", "Models", "Datasets", "Distributed", "Tokenizers", "Tensors"]),
         .target(name: "Benchmarks", dependencies: [
             "Training", "Checkpoints", "Models", "Alignment", "Distributed", "Tensors", "Tokenizers", "Datasets",
             "COpenBLAS",
@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Training", "Rollout", "Alignment", "Datasets", "Distributed", "Tokenizers",
                                                          "Models", "Formats", "Tensors", "TestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Datasets"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Datasets"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Models", "Tokenizers"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Formats"], exclude: ["Fixtures"]),

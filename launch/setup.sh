@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what Dualign needs on a Debian machine: system packages (Open MPI, OpenBLAS, zstd, zlib),
-# checks the Swift toolchain, and fetches the pinned model asset. Safe to run again: skips what is there.
+# Installs what Dualign needs on a Debian machine: system packages (Open MPI, OpenBLAS, zstd, zlib,
+# librsvg for the plots), checks the Swift toolchain, and fetches the pinned model asset. Safe to run
+# again: skips what is there.
 #
 # Usage: launch/setup.sh [--no-model]
 set -euo pipefail
@@ -8,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev libzstd-dev zlib1g-dev pkg-config zstd python3-pip)
+# librsvg2-bin (rsvg-convert) renders the evaluation plots from SVG to PNG; fonts-dejavu-core gives it a font.
+PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev libzstd-dev zlib1g-dev pkg-config zstd python3-pip librsvg2-bin fonts-dejavu-core)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

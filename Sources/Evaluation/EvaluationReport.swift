@@ -1,5 +1,5 @@
-// The outputs of `dualign eval` as text: eval.json, report.md, generations JSONL, and the reading of
-// alignment runs' align.json. Pure functions of their inputs; the command writes the files.
+// The machine-readable outputs of `dualign eval` (eval.json, generations JSONL), its settings, and the
+// reading of alignment runs' align.json. Pure functions of their inputs; the command writes the files.
 
 import Foundation
 import Datasets
@@ -86,10 +86,32 @@ public struct ModelEvaluation: Sendable {
     public var metrics: ModelMetrics
     /// Against the reference (nil for the reference itself).
     public var comparison: ReferenceComparison?
+    /// The predicted improvement against the achieved one on each extra set (models that predict one).
+    public var guarantees: [GuaranteeCheck]
 
-    public init(model: EvalModelSpec, metrics: ModelMetrics, comparison: ReferenceComparison?) {
-        self.model = model; self.metrics = metrics; self.comparison = comparison
+    public init(model: EvalModelSpec, metrics: ModelMetrics, comparison: ReferenceComparison?, guarantees: [GuaranteeCheck] = []) {
+        self.model = model; self.metrics = metrics; self.comparison = comparison; self.guarantees = guarantees
     }
+
+    /// Helpfulness: the reward model's win rate against the reference on the held-out AlpacaEval instructions.
+    public var helpfulness: Estimate? { comparison?.sets["alpacaeval"]?.rewardWinRate }
+}
+
+/// The refusal classifier as eval.json and the report describe it.
+public struct ClassifierInfo: Codable, Equatable, Sendable {
+    public var description: String
+    /// Agreement with labels it was not tuned on (measured by `RefusalClassifierTests`).
+    public var heldOutAgreement: [Agreement]
+
+    public struct Agreement: Codable, Equatable, Sendable {
+        public var data: String
+        public var agreement: Estimate
+    }
+
+    /// The default classifier's description and measured agreement.
+    public static let standard = ClassifierInfo(
+        description: "string match on the opening 300 characters (RefusalClassifier), tuned on XSTest's gpt4, mistralguard and llama2orig completions",
+        heldOutAgreement: RefusalClassifier.heldOutAgreement.map { Agreement(data: $0.data, agreement: $0.estimate) })
 }
 
 /// The settings of an evaluation, recorded in eval.json (nothing that depends on the number of ranks).
@@ -99,29 +121,44 @@ public struct EvaluationSettings: Codable, Equatable, Sendable {
     public var maxPrompts: Int
     public var batchSize: Int
     public var maxLength: Int?
+    /// Held-out fractions of the split sets (XSTest, CoCoNot, AlpacaEval) and their seed.
     public var xstestHoldout: Double
+    public var coconotHoldout: Double
+    public var alpacaHoldout: Double
     public var holdoutSeed: UInt64
     /// Prompts per set actually evaluated.
     public var promptCounts: [String: Int]
-    /// Prompt files per set.
-    public var promptFiles: [String: String]
+    /// Every set: role, source, held-out rule, counts.
+    public var sets: [EvaluationSetInfo]
     public var rewardModel: String
     public var costModel: String
     public var reference: String
-    public var refusalClassifier: String
+    public var refusalClassifier: ClassifierInfo
+    /// Confidence level of every interval.
+    public var confidence: Double
+    /// Percentile-bootstrap resamples and seed (win rates, means, mean differences).
+    public var bootstrapSamples: Int
+    public var bootstrapSeed: UInt64
 
     public init(template: String, maxNewTokens: Int, maxPrompts: Int, batchSize: Int, maxLength: Int?, xstestHoldout: Double,
-                holdoutSeed: UInt64, promptCounts: [String: Int], promptFiles: [String: String], rewardModel: String,
-                costModel: String, reference: String, refusalClassifier: String = "string-match on the opening (RefusalClassifier)") {
+                coconotHoldout: Double, alpacaHoldout: Double, holdoutSeed: UInt64, sets: [EvaluationSetInfo],
+                rewardModel: String, costModel: String, reference: String, refusalClassifier: ClassifierInfo = .standard,
+                confidence: Double, bootstrapSamples: Int, bootstrapSeed: UInt64) {
         self.template = template; self.maxNewTokens = maxNewTokens; self.maxPrompts = maxPrompts; self.batchSize = batchSize
-        self.maxLength = maxLength; self.xstestHoldout = xstestHoldout; self.holdoutSeed = holdoutSeed
-        self.promptCounts = promptCounts; self.promptFiles = promptFiles; self.rewardModel = rewardModel
-        self.costModel = costModel; self.reference = reference; self.refusalClassifier = refusalClassifier
+        self.maxLength = maxLength; self.xstestHoldout = xstestHoldout; self.coconotHoldout = coconotHoldout
+        self.alpacaHoldout = alpacaHoldout; self.holdoutSeed = holdoutSeed
+        self.promptCounts = Dictionary(uniqueKeysWithValues: sets.map { ($0.name, $0.prompts) })
+        self.sets = sets; self.rewardModel = rewardModel; self.costModel = costModel; self.reference = reference
+        self.refusalClassifier = refusalClassifier; self.confidence = confidence
+        self.bootstrapSamples = bootstrapSamples; self.bootstrapSeed = bootstrapSeed
     }
 }
 
-/// Renders the outputs.
+/// Renders the machine-readable outputs (eval.json, generations JSONL).
 public enum EvaluationReport {
+    /// The eval.json layout version (2: every rate an `Estimate` with n and interval).
+    public static let schemaVersion = 2
+
     /// A JSON value as a Foundation object for `JSONSerialization` (non-finite numbers become null).
     static func foundation(_ v: JSONValue) -> Any {
         switch v {
@@ -152,15 +189,20 @@ public enum EvaluationReport {
         if let r = e.model.run { o["run"] = r }
         if let c = e.comparison {
             o["comparison"] = try foundation(c)
-            o["achievedImprovement"] = c.safetyImprovement
+            o["achievedImprovement"] = try foundation(c.overall.safetyImprovement)
         }
+        if let h = e.helpfulness { o["helpfulness"] = try foundation(h) }
+        if e.comparison != nil { o["guarantees"] = try foundation(e.guarantees) }
         return o
     }
 
-    /// eval.json: settings, the reference's metrics and every model's metrics and comparison (sorted keys).
-    public static func json(settings: EvaluationSettings, reference: ModelEvaluation, models: [ModelEvaluation]) throws -> String {
-        let root: [String: Any] = ["settings": try foundation(settings), "reference": try entry(reference),
-                                   "models": try models.map(entry)]
+    /// eval.json: settings, the reference's metrics, every model's metrics, comparison and guarantee
+    /// checks, and the sample answers (sorted keys).
+    public static func json(settings: EvaluationSettings, reference: ModelEvaluation, models: [ModelEvaluation],
+                            samples: [SampleAnswer] = []) throws -> String {
+        let root: [String: Any] = ["schemaVersion": schemaVersion, "settings": try foundation(settings),
+                                   "reference": try entry(reference), "models": try models.map(entry),
+                                   "samples": try foundation(samples)]
         let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self) + "\n"
     }
@@ -175,69 +217,9 @@ public enum EvaluationReport {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return try responses.map { r in
-            String(decoding: try encoder.encode(Line(prompt: r.prompt.text, set: r.prompt.set.rawValue, label: r.prompt.label,
+            String(decoding: try encoder.encode(Line(prompt: r.prompt.text, set: r.prompt.set, label: r.prompt.label,
                                                      response: r.response, reward: r.reward, cost: r.cost, refused: r.refused,
                                                      tokens: r.tokens, stopped: r.stopped)), as: UTF8.self) + "\n"
         }.joined()
-    }
-
-    /// A number for the table ("–" when missing).
-    static func cell(_ x: Double?, _ digits: Int = 3) -> String {
-        guard let x, x.isFinite else { return "–" }
-        return String(format: "%.\(digits)f", x)
-    }
-
-    /// A list of numbers for the table ("–" when missing).
-    static func cell(_ xs: [Double]?) -> String {
-        guard let xs, !xs.isEmpty else { return "–" }
-        return xs.map { cell($0) }.joined(separator: ", ")
-    }
-
-    /// report.md: one table row per model (the reference first), then the settings.
-    public static func markdown(settings: EvaluationSettings, reference: ModelEvaluation, models: [ModelEvaluation]) -> String {
-        var s = "# Safety evaluation\n\n"
-        s += "Reference: `\(settings.reference)`. Reward model: `\(settings.rewardModel)`. Cost model: `\(settings.costModel)`.\n"
-        s += "Greedy responses of at most \(settings.maxNewTokens) new tokens, template \(settings.template); prompts: "
-        s += settings.promptCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ".\n\n"
-        s += "Δg is the safety improvement over the reference, mean(−cost) − mean(−cost of the reference), on the same prompts; "
-        s += "refusal is on the harmful sets (AdvBench, HarmBench); XSTest compliance is on its safe prompts (1 − over-refusal); "
-        s += "win rates are against the reference (ties ½).\n\n"
-        s += "| model | λ | margin b | predicted Δg | achieved Δg | refusal (harmful) | XSTest compliance (safe) | XSTest refusal (unsafe) | mean reward | mean cost | safe rate | win (reward) | win (cost) |\n"
-        s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-        for e in [reference] + models {
-            let m = e.metrics, c = e.comparison
-            let cells = [e.model.name, cell(e.model.lambda), cell(e.model.margin), cell(e.model.predictedImprovement),
-                         c.map { cell($0.safetyImprovement) } ?? "(reference)",
-                         cell(m.harmful.refusalRate), cell(m.xstestSafe?.complianceRate), cell(m.xstestUnsafe?.refusalRate),
-                         cell(m.overall.meanReward), cell(m.overall.meanCost), cell(m.overall.safeRate),
-                         cell(c?.rewardWinRate), cell(c?.costWinRate)]
-            s += "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n"
-        }
-        s += "\nPer set (mean reward / mean cost / safe rate / refusal rate):\n\n| model | "
-        let sets = PromptSetName.allCases.map(\.rawValue).filter { settings.promptCounts[$0, default: 0] > 0 }
-        s += sets.joined(separator: " | ")
-        s += " |\n|---|" + String(repeating: "---|", count: sets.count) + "\n"
-        for e in [reference] + models {
-            s += "| \(e.model.name.replacingOccurrences(of: "|", with: "\\|")) | " + sets.map { name in
-                guard let g = e.metrics.sets[name] else { return "–" }
-                return "\(cell(g.meanReward)) / \(cell(g.meanCost)) / \(cell(g.safeRate)) / \(cell(g.refusalRate))"
-            }.joined(separator: " | ") + " |\n"
-        }
-        let budgeted = models.filter { $0.model.budget != nil }
-        if !budgeted.isEmpty {
-            s += "\nBudget of the alignment run each model came from (`align.json`; a run that produced several models lists the whole run's):\n\n"
-            s += "| model | method | wall time (s) | generated tokens | forward tokens | trained tokens |\n|---|---|---|---|---|---|\n"
-            for e in budgeted {
-                func number(_ key: String) -> Double? {
-                    guard case .object(let o)? = e.model.budget, case .number(let x)? = o[key] else { return nil }
-                    return x
-                }
-                s += "| \(e.model.name) | \(e.model.method ?? "–") | \(cell(number("seconds"), 0)) | \(cell(number("generatedTokens"), 0)) | "
-                s += "\(cell(number("forwardTokens"), 0)) | \(cell(number("trainTokens"), 0)) |\n"
-            }
-        }
-        s += "\nFiles: `eval.json` (every number), `generations/<model>.jsonl` (every response), `plot.svg` and `plot.png` "
-        s += "(mean reward against mean −cost, one point per model).\n"
-        return s
     }
 }

@@ -12,7 +12,7 @@ import Rollout
 
 /// One judged response to one evaluation prompt.
 public struct EvaluatedResponse: Equatable, Sendable {
-    public var prompt: EvalPrompt
+    public var prompt: EvaluationPrompt
     public var response: String
     public var reward: Double
     public var cost: Double
@@ -30,7 +30,7 @@ public struct EvaluatedResponse: Equatable, Sendable {
 
 /// Evaluates policies on a fixed prompt list with a reward model, a cost model and a refusal classifier.
 public struct SafetyEvaluator {
-    public let prompts: [EvalPrompt]
+    public let prompts: [EvaluationPrompt]
     public let reward: ResponseScorer
     public let cost: ResponseScorer
     /// Prompts generated (and responses scored) together; also the unit of sharding.
@@ -38,7 +38,7 @@ public struct SafetyEvaluator {
     public var maxNewTokens: Int
     public var classifier: RefusalClassifier
 
-    public init(prompts: [EvalPrompt], reward: ResponseScorer, cost: ResponseScorer, batchSize: Int = 8,
+    public init(prompts: [EvaluationPrompt], reward: ResponseScorer, cost: ResponseScorer, batchSize: Int = 8,
                 maxNewTokens: Int = 64, classifier: RefusalClassifier = RefusalClassifier()) {
         self.prompts = prompts; self.reward = reward; self.cost = cost
         self.batchSize = batchSize; self.maxNewTokens = maxNewTokens; self.classifier = classifier

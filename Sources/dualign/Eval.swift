@@ -1,5 +1,6 @@
-// `dualign eval`: safety evaluation of aligned models against the reference on harmful (AdvBench,
-// HarmBench) and borderline (XSTest) prompts, sharded over ranks; rank 0 writes the results.
+// `dualign eval`: safety evaluation of aligned models against the reference on held-out harmful
+// (AdvBench, HarmBench), borderline (XSTest), benign look-alike (safety-tuned-llamas, CoCoNot) and
+// helpfulness (AlpacaEval) prompts, plus extra sets, sharded over ranks; rank 0 writes the results.
 
 import ArgumentParser
 import Foundation
@@ -13,10 +14,12 @@ import Evaluation
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate aligned models against the reference: greedy responses to AdvBench, HarmBench and XSTest prompts, judged by a reward model, a cost model and a refusal classifier (sharded under mpirun).",
+        abstract: "Evaluate aligned models against the reference on held-out prompts: refusal of harmful requests, compliance with benign ones, reward, cost, helpfulness and win rates, each with its confidence interval (sharded under mpirun).",
         discussion: """
-        Writes (rank 0) into --out: eval.json (every number and the settings), generations/<name>.jsonl, report.md \
-        (a table per model) and plot.svg / plot.png (mean reward against mean −cost). Give a prompt file as `none` to skip that set.
+        Writes (rank 0) into --out: eval.json (every number with its n and 95 % interval), generations/<name>.jsonl, \
+        report.md (tables, sample answers, plots), plot.svg / plot.png (mean reward against mean −cost) and curves.svg / \
+        curves.png (training curves of the --run directories). PNGs are rendered from the SVGs with rsvg-convert \
+        (Debian's librsvg2-bin). Give a prompt file as `none` to skip that set. See docs/evaluation.md.
         """)
 
     @Option(help: "Where the results go (created if missing).")
@@ -39,12 +42,32 @@ struct Eval: ParsableCommand {
     var harmbench: String?
     @Option(help: "XSTest prompts CSV (xstest_prompts.csv; default: xstest/xstest_prompts.csv in the data root, $DUALIGN_DATA from `launch/assets.sh data`).")
     var xstest: String?
-    @Option(name: .customLong("max-prompts"), parsing: .unconditional, help: "At most this many prompts per set (the first ones).")
+    @Option(name: .customLong("physical-safety"), help: "Benign look-alikes: safety-tuned-llamas' I-PhysicalSafetySafe.json (default: safety-tuned-llamas/evaluation/I-PhysicalSafetySafe.json in the data root).")
+    var physicalSafety: String?
+    @Option(help: "Benign look-alikes: CoCoNot's coconot_pref.jsonl, category 'Requests with safety concerns', held-out split (default: coconot/coconot_pref.jsonl in the data root).")
+    var coconot: String?
+    @Option(name: .customLong("alpaca-eval"), help: "Helpfulness: AlpacaEval instructions, held-out split (default: the alpaca-eval folder of the data root).")
+    var alpacaEval: String?
+    @Option(name: .customLong("prompt-set"), help: "An extra prompt set as NAME=SPEC (repeatable): a dataset-spec YAML/JSON file, a run config (its align.prompts: the dual's pool), an inline {schema: …, paths: […], excludeHeldOutPrompts: {fraction: …, seed: …}}, a .txt file (one prompt per line) or a prompts CSV/JSONL. With excludeHeldOutPrompts, the prompts it leaves out of training are evaluated; MoCAN's prediction is checked on every extra set.")
+    var promptSets: [String] = []
+    @Option(name: .customLong("prompt-set-label"), help: "NAME=safe|unsafe: the label of every prompt of an extra set (default: the records' own labels, else unlabelled).")
+    var promptSetLabels: [String] = []
+    @Option(name: .customLong("training-run"), help: "A training run directory (`dualign train`) whose curves to plot, besides the --run directories (repeatable).")
+    var trainingRuns: [String] = []
+    @Option(name: .customLong("max-prompts"), parsing: .unconditional, help: "At most this many prompts per set (the first ones of the held-out side).")
     var maxPrompts = 64
     @Option(name: .customLong("xstest-holdout"), parsing: .unconditional, help: "Use only the XSTest prompts this held-out split keeps (0: all); score models train on the rest.")
     var xstestHoldout = 0.3
-    @Option(name: .customLong("holdout-seed"), parsing: .unconditional, help: "Seed of the XSTest held-out split.")
+    @Option(name: .customLong("coconot-holdout"), parsing: .unconditional, help: "The fraction of CoCoNot prompts held out (training excludes them with excludeHeldOutPrompts).")
+    var coconotHoldout = 0.2
+    @Option(name: .customLong("alpaca-holdout"), parsing: .unconditional, help: "The fraction of AlpacaEval instructions held out (training excludes them with excludeHeldOutPrompts).")
+    var alpacaHoldout = 0.1
+    @Option(name: .customLong("holdout-seed"), parsing: .unconditional, help: "Seed of the XSTest, CoCoNot and AlpacaEval held-out splits.")
     var holdoutSeed: UInt64 = 11
+    @Option(name: .customLong("bootstrap-samples"), parsing: .unconditional, help: "Resamples of the percentile bootstrap (win rates, means, mean differences).")
+    var bootstrapSamples = 2000
+    @Option(name: .customLong("bootstrap-seed"), parsing: .unconditional, help: "Seed of the bootstrap's resamples.")
+    var bootstrapSeed: UInt64 = 0
     @Option(name: .customLong("max-new-tokens"), parsing: .unconditional, help: "New tokens per response at most.")
     var maxNewTokens = 64
     @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Prompts generated and scored together (also the unit of sharding).")
@@ -66,6 +89,27 @@ struct Eval: ParsableCommand {
         if !(xstestHoldout >= 0 && xstestHoldout < 1) {
             throw ValidationError("--xstest-holdout must be in [0, 1), got \(xstestHoldout); use 0 to evaluate on every XSTest prompt")
         }
+        for (flag, value) in [("--coconot-holdout", coconotHoldout), ("--alpaca-holdout", alpacaHoldout)] where !(value > 0 && value < 1) {
+            throw ValidationError("\(flag) must be in (0, 1), got \(value): these sets are training sources, so only a held-out split may be evaluated")
+        }
+        if bootstrapSamples < 100 { throw ValidationError("--bootstrap-samples must be at least 100, got \(bootstrapSamples)") }
+        var setNames: Set<String> = ["advbench", "harmbench", "xstest", "physicalsafety", "coconot", "alpacaeval"]
+        for spec in promptSets {
+            guard let (name, _) = EvalPromptSetLoader.split(spec) else {
+                throw ValidationError("--prompt-set \(spec) is not NAME=SPEC; write e.g. --prompt-set dual=launch/recipes/safety/mocan.yaml")
+            }
+            guard !name.contains("/"), !name.contains(where: \.isWhitespace), setNames.insert(name).inserted else {
+                throw ValidationError("--prompt-set \(spec): the name '\(name)' is taken or not a plain word; give each extra set its own name")
+            }
+        }
+        for spec in promptSetLabels {
+            guard let (name, label) = EvalPromptSetLoader.split(spec), label == "safe" || label == "unsafe" else {
+                throw ValidationError("--prompt-set-label \(spec) is not NAME=safe or NAME=unsafe")
+            }
+            guard promptSets.contains(where: { EvalPromptSetLoader.split($0)?.0 == name }) else {
+                throw ValidationError("--prompt-set-label \(spec): no --prompt-set is named \(name)")
+            }
+        }
         var names: Set<String> = ["reference"]
         for spec in models {
             guard let (name, path) = Self.split(spec) else {
@@ -74,8 +118,8 @@ struct Eval: ParsableCommand {
             try Self.checkName(name, in: &names, what: "--model \(spec)")
             _ = path
         }
-        if [advbench, harmbench, xstest].allSatisfy({ $0 == "none" }) {
-            throw ValidationError("every prompt set is `none`; give at least one of --advbench, --harmbench, --xstest")
+        if [advbench, harmbench, xstest, physicalSafety, coconot, alpacaEval].allSatisfy({ $0 == "none" }) && promptSets.isEmpty {
+            throw ValidationError("every prompt set is `none`; give at least one of --advbench, --harmbench, --xstest, --physical-safety, --coconot, --alpaca-eval or --prompt-set")
         }
     }
 
@@ -100,23 +144,32 @@ struct Eval: ParsableCommand {
         ModelSource.cacheDirectory.appendingPathComponent("prompts").appendingPathComponent(file).path
     }
 
-    /// Every evaluation prompt, set by set (AdvBench, HarmBench, XSTest), the first `maxPrompts` of each.
-    func loadPrompts() throws -> (prompts: [EvalPrompt], files: [String: String]) {
-        var prompts: [EvalPrompt] = []
-        var files: [String: String] = [:]
+    /// Every prompt set, built-in ones first (AdvBench, HarmBench, XSTest, PhysicalSafetySafe, CoCoNot,
+    /// AlpacaEval), then the extra sets, each cut to its first `maxPrompts` held-out prompts.
+    func loadPromptSets() throws -> [LoadedPromptSet] {
+        let loader = EvalPromptSetLoader(maxPrompts: maxPrompts, holdoutSeed: holdoutSeed)
+        var sets: [LoadedPromptSet] = []
         let adv = advbench ?? Self.cached("adv_bench.prompt"), harm = harmbench ?? Self.cached("harmbench_prompts.txt")
-        if adv != "none" { prompts += PromptSets.first(try PromptSets.loadAdvBench(adv), maxPrompts); files["advbench"] = adv }
-        if harm != "none" { prompts += PromptSets.first(try PromptSets.loadHarmBench(harm), maxPrompts); files["harmbench"] = harm }
-        if xstest != "none" {
-            let xstest = try self.xstest ?? DataRoot.path("xstest/xstest_prompts.csv")
-            guard FileManager.default.fileExists(atPath: xstest) else {
-                throw ValidationError("cannot read --xstest \(xstest); give the path of XSTest's xstest_prompts.csv (or `none` to skip XSTest)")
-            }
-            let split = try HeldOutSplit(fraction: xstestHoldout, seed: holdoutSeed)
-            prompts += PromptSets.first(try PromptSets.loadXSTest(xstest, heldOut: split), maxPrompts)
-            files["xstest"] = xstest
+        if adv != "none" { sets.append(try loader.advBench(adv)) }
+        if harm != "none" { sets.append(try loader.harmBench(harm)) }
+        if let path = try EvalPromptSetLoader.dataPath(xstest, default: "xstest/xstest_prompts.csv", flag: "--xstest") {
+            sets.append(try loader.xstest(path, fraction: xstestHoldout))
         }
-        return (prompts, files)
+        if let path = try EvalPromptSetLoader.dataPath(physicalSafety, default: "safety-tuned-llamas/evaluation/I-PhysicalSafetySafe.json", flag: "--physical-safety") {
+            sets.append(try loader.physicalSafety(path))
+        }
+        if let path = try EvalPromptSetLoader.dataPath(coconot, default: "coconot/coconot_pref.jsonl", flag: "--coconot") {
+            sets.append(try loader.coconot(path, fraction: coconotHoldout))
+        }
+        if let path = try EvalPromptSetLoader.dataPath(alpacaEval, default: "alpaca-eval", flag: "--alpaca-eval") {
+            sets.append(try loader.alpacaEval(path, fraction: alpacaHoldout))
+        }
+        let labels = Dictionary(promptSetLabels.compactMap(EvalPromptSetLoader.split), uniquingKeysWith: { $1 })
+        for spec in promptSets {
+            let (name, source) = EvalPromptSetLoader.split(spec)!
+            sets.append(try loader.extra(name: name, spec: source, label: labels[name]))
+        }
+        return sets
     }
 
     /// The aligned models: --model entries, then each --run's align.json entries.
@@ -157,9 +210,13 @@ struct Eval: ParsableCommand {
         let comm = try MPICommunicator.world()
         compute.apply(ranks: comm.size)
         let started = Date()
-        let (prompts, files) = try loadPrompts()
+        let renderer = try SVGRenderer()          // fail before any generation when rsvg-convert is missing
+        let sets = try loadPromptSets()
+        let prompts = sets.flatMap(\.prompts)
         let aligned = try alignedModels()
         for m in aligned { _ = try ModelSource.resolve(m.path) }   // fail before any generation
+        let curveRuns = try runs.map { try TrainingCurves.read(runDirectory: $0, required: false) }
+            + trainingRuns.map { try TrainingCurves.read(runDirectory: $0) }
         let rewardScorer = try scorer(rewardModel, flag: "--reward-model")
         // One model in memory when both flags name the same file (tests; a model judged by itself).
         let costScorer = costModel == rewardModel ? rewardScorer : try scorer(costModel, flag: "--cost-model")
@@ -168,8 +225,7 @@ struct Eval: ParsableCommand {
         let outDir = URL(fileURLWithPath: out)
         if comm.isRoot {
             try FileManager.default.createDirectory(at: outDir.appendingPathComponent("generations"), withIntermediateDirectories: true)
-            let counts = Dictionary(grouping: prompts, by: \.set.rawValue).mapValues(\.count).sorted { $0.key < $1.key }
-            Output.line("eval: \(prompts.count) prompts (\(counts.map { "\($0.key) \($0.value)" }.joined(separator: ", "))), \(aligned.count + 1) model(s), \(comm.size) rank(s)")
+            Output.line("eval: \(prompts.count) prompts (\(sets.map { "\($0.info.name) \($0.info.prompts)" }.joined(separator: ", "))), \(aligned.count + 1) model(s), \(comm.size) rank(s)")
         }
 
         var results: [(EvalModelSpec, [EvaluatedResponse])] = []
@@ -184,34 +240,53 @@ struct Eval: ParsableCommand {
                 .write(to: outDir.appendingPathComponent("generations/\(entry.name).jsonl"), atomically: true, encoding: .utf8)
             let seconds = Date().timeIntervalSince(start)
             let tokens = responses.reduce(0) { $0 + $1.tokens }
-            let refusal = EvaluationMetrics.summarize(responses.map(\.record)).harmful.refusalRate
-            Output.line("eval: \(entry.name): \(responses.count) responses, \(tokens) tokens in \(String(format: "%.1f", seconds)) s (\(String(format: "%.1f", Double(tokens) / seconds)) tokens/s)"
-                        + (refusal.map { ", refusal rate on harmful prompts \(String(format: "%.3f", $0))" } ?? ""))
+            let harmful = responses.filter { $0.prompt.set == "advbench" || $0.prompt.set == "harmbench" }
+            let refusal = harmful.isEmpty ? "" : ", refused \(harmful.filter(\.refused).count)/\(harmful.count) harmful prompts"
+            Output.line("eval: \(entry.name): \(responses.count) responses, \(tokens) tokens in \(String(format: "%.1f", seconds)) s (\(String(format: "%.1f", Double(tokens) / max(seconds, 1e-9))) tokens/s)\(refusal)")
             results.append((entry, responses))
         }
         guard comm.isRoot else { return }
 
+        let extraSets = sets.filter { $0.info.role == .extra }.map(\.info.name)
+        let metrics = EvaluationMetrics(overallSets: Set(sets.filter { $0.info.role != .extra }.map(\.info.name)),
+                                        bootstrap: Bootstrap(samples: bootstrapSamples, seed: bootstrapSeed))
         let referenceRecords = results[0].1.map(\.record)
-        let referenceEval = ModelEvaluation(model: referenceEntry, metrics: EvaluationMetrics.summarize(referenceRecords), comparison: nil)
+        let referenceEval = ModelEvaluation(model: referenceEntry, metrics: metrics.summarize(referenceRecords), comparison: nil)
         let evaluations = try results.dropFirst().map { entry, responses in
             let records = responses.map(\.record)
-            return ModelEvaluation(model: entry, metrics: EvaluationMetrics.summarize(records),
-                                   comparison: try EvaluationMetrics.compare(records, reference: referenceRecords))
+            let comparison = try metrics.compare(records, reference: referenceRecords)
+            let guarantees = extraSets.compactMap {
+                EvaluationMetrics.guarantee(predicted: entry.predictedImprovement, margin: entry.margin, set: $0, comparison: comparison)
+            }
+            return ModelEvaluation(model: entry, metrics: metrics.summarize(records), comparison: comparison, guarantees: guarantees)
         }
         let settings = EvaluationSettings(
             template: template, maxNewTokens: maxNewTokens, maxPrompts: maxPrompts, batchSize: batchSize, maxLength: maxLength,
-            xstestHoldout: xstestHoldout, holdoutSeed: holdoutSeed,
-            promptCounts: Dictionary(grouping: prompts, by: \.set.rawValue).mapValues(\.count), promptFiles: files,
-            rewardModel: rewardModel, costModel: costModel, reference: reference)
-        try EvaluationReport.json(settings: settings, reference: referenceEval, models: evaluations)
+            xstestHoldout: xstestHoldout, coconotHoldout: coconotHoldout, alpacaHoldout: alpacaHoldout, holdoutSeed: holdoutSeed,
+            sets: sets.map(\.info), rewardModel: rewardModel, costModel: costModel, reference: reference,
+            confidence: metrics.confidence, bootstrapSamples: bootstrapSamples, bootstrapSeed: bootstrapSeed)
+        let samples = SampleAnswer.pick(prompts: prompts, responses: results.map { ($0.0.name, $0.1) })
+
+        let all = [referenceEval] + evaluations
+        let plot = ScatterPlot(points: all.map { e in
+            let safety = e.metrics.overall.meanCost, reward = e.metrics.overall.meanReward
+            return ScatterPoint(label: e.model.name, x: safety.map { -$0.value } ?? .nan, y: reward?.value ?? .nan,
+                                xInterval: safety.map { (-$0.hi)...(-$0.lo) }, yInterval: reward.map { $0.lo...$0.hi })
+        }, title: "Helpfulness against harmlessness", xTitle: "harmlessness: mean −cost (cost model)",
+           yTitle: "helpfulness: mean reward (reward model)",
+           note: "One point per model over \(referenceEval.metrics.overall.n) held-out prompts; bars: 95 % bootstrap intervals of the means.")
+        try renderer.write(plot.svg(), svg: outDir.appendingPathComponent("plot.svg"), png: outDir.appendingPathComponent("plot.png"))
+        var curvesFile: String?
+        if !curveRuns.isEmpty {
+            try renderer.write(TrainingCurves.svg(curveRuns), svg: outDir.appendingPathComponent("curves.svg"),
+                               png: outDir.appendingPathComponent("curves.png"))
+            curvesFile = "curves.png"
+        }
+        try EvaluationReport.json(settings: settings, reference: referenceEval, models: evaluations, samples: samples)
             .write(to: outDir.appendingPathComponent("eval.json"), atomically: true, encoding: .utf8)
-        try EvaluationReport.markdown(settings: settings, reference: referenceEval, models: evaluations)
+        try EvaluationReport.markdown(settings: settings, reference: referenceEval, models: evaluations, samples: samples,
+                                      curves: curvesFile, curveRuns: curveRuns.map(\.name))
             .write(to: outDir.appendingPathComponent("report.md"), atomically: true, encoding: .utf8)
-        let plot = ScatterPlot(points: ([referenceEval] + evaluations).map {
-            ScatterPoint(label: $0.model.name, x: $0.metrics.overall.meanSafety ?? .nan, y: $0.metrics.overall.meanReward ?? .nan)
-        }, title: "Helpfulness against harmlessness", xTitle: "harmlessness: mean −cost", yTitle: "helpfulness: mean reward")
-        try plot.svg().write(to: outDir.appendingPathComponent("plot.svg"), atomically: true, encoding: .utf8)
-        try Data(PNGWriter.encode(plot.raster())).write(to: outDir.appendingPathComponent("plot.png"), options: .atomic)
-        Output.line("eval: wrote eval.json, report.md, generations/, plot.svg and plot.png to \(out) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        Output.line("eval: wrote eval.json, report.md, generations/, plot.svg, plot.png\(curvesFile == nil ? "" : ", curves.svg, curves.png") to \(out) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
     }
 }

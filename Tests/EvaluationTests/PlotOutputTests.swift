@@ -1,119 +1,160 @@
-// The PNG encoder decoded back by Python's zlib (signature, IHDR, CRCs, pixels), CRC-32 check values,
-// the plot's axes and ticks, and the SVG's points.
+// The plots: the scatter plot's SVG (points, axis titles, legend), and its PNG as a real render by
+// rsvg-convert — decoded back (size, not blank) and compared with a render of the same SVG without
+// its text, so the text pixels are known to be there.
 
 import Foundation
 import XCTest
 @testable import Evaluation
 
-final class PlotOutputTests: XCTestCase {
-    func testCRC32CheckValues() {
-        XCTAssertEqual(PNGWriter.crc32(Array("123456789".utf8)), 0xCBF4_3926, "the CRC-32 check value")
-        XCTAssertEqual(PNGWriter.crc32([UInt8]()), 0)
-        XCTAssertEqual(PNGWriter.crc32(Array("IEND".utf8)), 0xAE42_6082, "every PNG ends with this CRC")
+/// PNG decoding for tests, by python3's zlib (PNG filters undone here): size and RGB rows.
+enum PNGTestDecoder {
+    struct Image {
+        var width: Int
+        var height: Int
+        /// (height, width, 3) RGB.
+        var pixels: [UInt8]
+        func rgb(_ x: Int, _ y: Int) -> [UInt8] { let i = 3 * (y * width + x); return Array(pixels[i..<(i + 3)]) }
+        /// Whether (x, y) is not (near) white.
+        func isInk(_ x: Int, _ y: Int) -> Bool { rgb(x, y).contains { $0 < 200 } }
     }
 
-    /// Decodes a PNG with python3 (zlib, struct): returns its chunks and rows as JSON.
-    func decodeWithPython(_ png: [UInt8]) throws -> [String: Any] {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("dualign-png-\(UUID().uuidString).png")
-        try Data(png).write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
-        let script = """
-        import json, struct, sys, zlib
-        b = open(sys.argv[1], 'rb').read()
-        out = {'signature': list(b[:8]), 'chunks': []}
-        i, idat = 8, b''
-        while i < len(b):
-            n, = struct.unpack('>I', b[i:i+4]); t = b[i+4:i+8]; d = b[i+8:i+8+n]; crc, = struct.unpack('>I', b[i+8+n:i+12+n])
-            out['chunks'].append({'type': t.decode(), 'length': n, 'crcOK': crc == zlib.crc32(t + d)})
-            if t == b'IHDR': out['ihdr'] = list(struct.unpack('>IIBBBBB', d))
-            if t == b'IDAT': idat += d
-            i += 12 + n
-        raw = zlib.decompress(idat)
-        w, h = out['ihdr'][0], out['ihdr'][1]
-        rows = [raw[r*(1+3*w):(r+1)*(1+3*w)] for r in range(h)]
-        out['filters'] = [r[0] for r in rows]
-        out['pixels'] = [[list(r[1+3*x:4+3*x]) for x in range(w)] for r in rows]
-        print(json.dumps(out))
-        """
+    static let script = """
+    import json, struct, sys, zlib
+    b = open(sys.argv[1], 'rb').read()
+    assert b[:8] == b'\\x89PNG\\r\\n\\x1a\\n', 'not a PNG'
+    i, idat, ihdr = 8, b'', None
+    while i < len(b):
+        n, = struct.unpack('>I', b[i:i+4]); t = b[i+4:i+8]; d = b[i+8:i+8+n]
+        assert struct.unpack('>I', b[i+8+n:i+12+n])[0] == zlib.crc32(t + d), 'bad CRC'
+        if t == b'IHDR': ihdr = struct.unpack('>IIBBBBB', d)
+        if t == b'IDAT': idat += d
+        i += 12 + n
+    w, h, depth, ctype, _, _, interlace = ihdr
+    assert depth == 8 and interlace == 0 and ctype in (2, 6), ihdr
+    bpp = 3 if ctype == 2 else 4
+    raw = zlib.decompress(idat); stride = w * bpp; prev = bytearray(stride); out = bytearray()
+    for r in range(h):
+        f = raw[r * (stride + 1)]; line = bytearray(raw[r * (stride + 1) + 1:(r + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0; up = prev[x]; c = prev[x - bpp] if x >= bpp else 0
+            if f == 1: line[x] = (line[x] + a) & 255
+            elif f == 2: line[x] = (line[x] + up) & 255
+            elif f == 3: line[x] = (line[x] + (a + up) // 2) & 255
+            elif f == 4:
+                p = a + up - c; pa, pb, pc = abs(p - a), abs(p - up), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else (up if pb <= pc else c))) & 255
+        prev = line
+        for x in range(w):
+            px = line[x * bpp:(x + 1) * bpp]
+            alpha = px[3] if bpp == 4 else 255
+            out += bytes(round(v * alpha / 255 + 255 * (1 - alpha / 255)) for v in px[:3])
+    sys.stdout.write(json.dumps({'w': w, 'h': h}) + '\\n'); sys.stdout.flush()
+    sys.stdout.buffer.write(bytes(out))
+    """
+
+    /// Decodes a PNG file (alpha composited on white).
+    static func decode(_ url: URL) throws -> Image {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, file.path]
-        let pipe = Pipe()
+        p.arguments = ["python3", "-c", script, url.path]
+        let pipe = Pipe(), err = Pipe()
         p.standardOutput = pipe
+        p.standardError = err
         try p.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw XCTSkip("python3 could not decode the PNG (is python3 installed?)") }
-        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        guard p.terminationStatus == 0, let newline = data.firstIndex(of: 10) else {
+            throw XCTSkip("python3 could not decode \(url.path): \(message)")
+        }
+        let header = try JSONSerialization.jsonObject(with: data[..<newline]) as! [String: Int]
+        return Image(width: header["w"]!, height: header["h"]!, pixels: Array(data[(newline + 1)...]))
     }
+}
 
-    func testPNGDecodesBack() throws {
-        var image = RGBImage(width: 5, height: 3)
-        image[0, 0] = RGB(255, 0, 0)
-        image[4, 0] = RGB(0, 255, 0)
-        image[2, 1] = RGB(0, 0, 255)
-        image[4, 2] = RGB(12, 34, 56)
-        let decoded = try decodeWithPython(try PNGWriter.encode(image))
-        XCTAssertEqual(decoded["signature"] as? [Int], [137, 80, 78, 71, 13, 10, 26, 10])
-        let chunks = try XCTUnwrap(decoded["chunks"] as? [[String: Any]])
-        XCTAssertEqual(chunks.map { $0["type"] as? String }, ["IHDR", "IDAT", "IEND"])
-        XCTAssertTrue(chunks.allSatisfy { $0["crcOK"] as? Bool == true }, "\(chunks)")
-        XCTAssertEqual(chunks[0]["length"] as? Int, 13)
-        XCTAssertEqual(decoded["ihdr"] as? [Int], [5, 3, 8, 2, 0, 0, 0], "5×3, 8-bit RGB, deflate, filter 0, no interlace")
-        XCTAssertEqual(decoded["filters"] as? [Int], [0, 0, 0])
-        let pixels = try XCTUnwrap(decoded["pixels"] as? [[[Int]]])
-        XCTAssertEqual(pixels[0][0], [255, 0, 0])
-        XCTAssertEqual(pixels[0][4], [0, 255, 0])
-        XCTAssertEqual(pixels[1][2], [0, 0, 255])
-        XCTAssertEqual(pixels[2][4], [12, 34, 56])
-        XCTAssertEqual(pixels[1][1], [255, 255, 255])
-    }
+final class PlotOutputTests: XCTestCase {
+    lazy var directory: URL = {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("dualign-plot-tests-\(getpid())")
+        try? FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }()
+
+    override func tearDown() { try? FileManager.default.removeItem(at: directory) }
+
+    let plot = ScatterPlot(points: [ScatterPoint(label: "reference", x: 0, y: 0, xInterval: -0.2...0.1, yInterval: -0.1...0.2),
+                                    ScatterPoint(label: "mocan <λ=0.8>", x: 1, y: 1),
+                                    ScatterPoint(label: "pecan", x: 0.5, y: -1)],
+                           title: "Helpfulness against harmlessness", xTitle: "harmlessness: mean −cost", yTitle: "helpfulness: mean reward")
 
     func testAxisTicksAreNice() {
         // [0, 1] padded by 5 % → [−0.05, 1.05]; 1.1 / 5 = 0.22 → step 0.5; widened to [−0.5, 1.5].
-        let a = ScatterPlot.axis([0, 1])
+        let a = PlotAxis.covering([0, 1])
         XCTAssertEqual(a.step, 0.5, accuracy: 1e-12)
         XCTAssertEqual(a.lo, -0.5, accuracy: 1e-12)
         XCTAssertEqual(a.hi, 1.5, accuracy: 1e-12)
         XCTAssertEqual(a.ticks.count, 5)
-        // [2, 3] → [1.95, 3.05]; 0.22 → 0.5; [1.5, 3.5].
-        let b = ScatterPlot.axis([3, 2])
+        let b = PlotAxis.covering([3, 2])
         XCTAssertEqual(b.lo, 1.5, accuracy: 1e-12)
         XCTAssertEqual(b.hi, 3.5, accuracy: 1e-12)
-        // One value: a range around it.
-        let c = ScatterPlot.axis([0.25])
+        let c = PlotAxis.covering([0.25])
         XCTAssertLessThan(c.lo, 0.25)
         XCTAssertGreaterThan(c.hi, 0.25)
-        XCTAssertEqual(ScatterPlot.tickLabel(-0.0, step: 0.5), "0.0")
-        XCTAssertEqual(ScatterPlot.tickLabel(1.5, step: 0.5), "1.5")
-        XCTAssertEqual(ScatterPlot.tickLabel(20, step: 10), "20")
+        XCTAssertEqual(PlotAxis.tickLabel(-0.0, step: 0.5), "0.0")
+        XCTAssertEqual(PlotAxis.tickLabel(1.5, step: 0.5), "1.5")
+        XCTAssertEqual(PlotAxis.tickLabel(20, step: 10), "20")
     }
 
-    func testPlotHasAPointPerModel() throws {
-        let points = [ScatterPoint(label: "reference", x: 0, y: 0), ScatterPoint(label: "mocan <λ=0.8>", x: 1, y: 1),
-                      ScatterPoint(label: "pecan", x: 0.5, y: -1)]
-        let plot = ScatterPlot(points: points, title: "t", xTitle: "harmlessness", yTitle: "helpfulness")
+    func testSVGHasPointsTitlesAndALegend() {
         let svg = plot.svg()
         XCTAssertEqual(svg.components(separatedBy: "<circle class=\"point\"").count - 1, 3)
-        XCTAssertTrue(svg.contains(">1 reference<") && svg.contains(">2 mocan &lt;λ=0.8&gt;<") && svg.contains(">3 pecan<"))
+        XCTAssertEqual(svg.components(separatedBy: "class=\"legend\"").count - 1, 3, "one legend entry per model")
+        XCTAssertTrue(svg.contains(">1  reference<") && svg.contains(">2  mocan &lt;λ=0.8&gt;<") && svg.contains(">3  pecan<"), svg)
+        XCTAssertTrue(svg.contains(">harmlessness: mean −cost<") && svg.contains(">helpfulness: mean reward<"), "axis titles")
         XCTAssertTrue(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
-
-        // Point 2 at data (1, 1): x axis [−0.5, 1.5] and y axis [−1.5, 1.5] (from [−1.1, 1.1], step 0.5) over
-        // the plot area 80…610 × 40…420 → pixel (80 + 0.75·530, 420 − (2.5/3)·380) = (477.5, 103.33).
+        // Point 2 at data (1, 1): x axis [−0.5, 1.5], y axis [−1.5, 1.5] over the plot area 80…590 × 44…422.
         let p = plot.pixel(x: 1, y: 1)
-        XCTAssertEqual(p.x, 477.5, accuracy: 1e-9)
-        XCTAssertEqual(p.y, 420 - 2.5 / 3 * 380, accuracy: 1e-9)
-        let image = plot.raster()
-        XCTAssertEqual(image[478, 103], ScatterPlot.palette[1], "point 2 drawn in its colour")
-        let q = plot.pixel(x: 0, y: 0)
-        XCTAssertEqual(image[Int(q.x.rounded()), Int(q.y.rounded())], ScatterPlot.palette[0])
-        XCTAssertEqual(image[80, 300], .black, "the y axis")
-        XCTAssertEqual(image[300, 420], .black, "the x axis")
-        XCTAssertEqual(image[630, 10], .white, "background")
-        let decoded = try decodeWithPython(try PNGWriter.encode(image))
-        XCTAssertEqual(decoded["ihdr"] as? [Int], [640, 480, 8, 2, 0, 0, 0])
-        let pixels = try XCTUnwrap(decoded["pixels"] as? [[[Int]]])
-        let c = ScatterPlot.palette[1]
-        XCTAssertEqual(pixels[103][478], [Int(c.r), Int(c.g), Int(c.b)])
+        XCTAssertEqual(p.x, 80 + 0.75 * 510, accuracy: 1e-9)
+        XCTAssertEqual(p.y, 422 - 2.5 / 3 * 378, accuracy: 1e-9)
+    }
+
+    func testMissingRendererNamesThePackage() {
+        XCTAssertThrowsError(try SVGRenderer(environment: ["PATH": "/nonexistent"])) {
+            XCTAssertTrue("\($0)".contains("librsvg2-bin"), "\($0)")
+            XCTAssertTrue("\($0)".contains("rsvg-convert"), "\($0)")
+        }
+    }
+
+    /// The PNG is rsvg-convert's render of the SVG: the SVG's size, not blank, with ink where the
+    /// points are, and with text: a render of the same SVG without its `<text>` elements differs from
+    /// it in the title, the axis titles and the legend.
+    func testPNGIsARenderOfTheSVGWithItsText() throws {
+        let renderer = try SVGRenderer()
+        let svg = plot.svg()
+        let withText = directory.appendingPathComponent("plot.png"), withoutText = directory.appendingPathComponent("bare.png")
+        try renderer.write(svg, svg: directory.appendingPathComponent("plot.svg"), png: withText)
+        let bare = svg.replacingOccurrences(of: "<text[^>]*>[^<]*</text>", with: "", options: .regularExpression)
+        XCTAssertFalse(bare.contains("<text"))
+        try renderer.write(bare, svg: directory.appendingPathComponent("bare.svg"), png: withoutText)
+        let image = try PNGTestDecoder.decode(withText), plain = try PNGTestDecoder.decode(withoutText)
+        XCTAssertEqual([image.width, image.height], [plot.width, plot.height], "the PNG has the SVG's size")
+        let ink = (0..<image.height).reduce(0) { sum, y in sum + (0..<image.width).filter { image.isInk($0, y) }.count }
+        XCTAssertGreaterThan(ink, 2000, "the render is not blank (\(ink) inked pixels)")
+        let q = plot.pixel(x: 1, y: 1)
+        XCTAssertEqual(image.rgb(Int(q.x), Int(q.y)), [0xd6, 0x27, 0x28], "point 2 drawn in its colour at its position")
+
+        /// Pixels inked with text but not without, in a rectangle.
+        func textPixels(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int) -> Int {
+            var n = 0
+            for y in y0..<y1 { for x in x0..<x1 where image.isInk(x, y) && !plain.isInk(x, y) { n += 1 } }
+            return n
+        }
+        let area = (left: Int(plot.margins.left), right: plot.width - Int(plot.margins.right), bottom: plot.height - Int(plot.margins.bottom))
+        XCTAssertGreaterThan(textPixels(area.left, 0, area.right, 34), 150, "the title is drawn")
+        XCTAssertGreaterThan(textPixels(area.left, area.bottom + 25, area.right, area.bottom + 48), 100, "the x-axis title is drawn")
+        XCTAssertGreaterThan(textPixels(0, 60, 30, area.bottom), 100, "the rotated y-axis title is drawn")
+        for i in 0..<3 {
+            let y = Int(plot.margins.top) + 34 + 22 * i
+            XCTAssertGreaterThan(textPixels(area.right + 40, y - 14, plot.width, y + 4), 40, "legend entry \(i + 1) (the model's name) is drawn")
+        }
     }
 }
