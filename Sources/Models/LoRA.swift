@@ -1,9 +1,9 @@
 // LoRA adapters (Hu et al. 2021, as PEFT implements them) on the block projections: for a target
 // projection W (out, in), y = x·Wᵀ + s·dropout(x)·Aᵀ·Bᵀ with A (r, in), B (out, r), s = alpha / r.
 // PEFT's initialisation: A Kaiming-uniform (a = √5, i.e. U(−1/√in, 1/√in)), B zero, so a fresh
-// adapter leaves the model unchanged. The base weights stay frozen; the adapters (and a score head,
-// which trains fully beside them) live in one slab of their own, which is what the optimizer, the
-// gradient all-reduce and checkpoints see.
+// adapter leaves the model unchanged. The base weights stay frozen; the adapters (and a score head or
+// value heads, which train fully beside them) live in one slab of their own, which is what the optimizer,
+// the gradient all-reduce and checkpoints see.
 //
 // Legend: R rows (B·T), r adapter rank, in/out a projection's input and output features.
 // Forward of a target: G = s·(x̃·Aᵀ) (R, r), saved; y[:, cols] += G·Bᵀ.
@@ -81,6 +81,8 @@ public final class LoRAAdapters {
     public let slab: ParameterSlab
     /// The score head's offset in the slab (reward and cost models).
     public let scoreOffset: Int?
+    /// The value heads' offset in the slab (PPO's critics on the trunk), (H, C).
+    public let valueOffset: Int?
     /// Whether the adapters take part in forward passes (off: the base model, e.g. DPO's reference).
     public var enabled = true
     let adapters: [LoRAAdapter]
@@ -90,8 +92,10 @@ public final class LoRAAdapters {
     var saved: [FloatBuffer] = []
     var savedRows = 0
 
-    /// Builds adapters for `config` with A drawn from `settings.seed` and B zero; `score` is the initial score head (C).
-    init(config c: ModelConfig, settings: LoRASettings, score: UnsafeBufferPointer<Float>?) throws {
+    /// Builds adapters for `config` with A drawn from `settings.seed` and B zero; `score` is the initial score head (C),
+    /// `valueHeads` the initial value heads (H·C).
+    init(config c: ModelConfig, settings: LoRASettings, score: UnsafeBufferPointer<Float>?,
+         valueHeads: UnsafeBufferPointer<Float>? = nil) throws {
         guard settings.rank >= 1 else { throw ModelConfigError(field: "lora.rank", message: "must be at least 1, got \(settings.rank)") }
         guard settings.alpha > 0, settings.alpha.isFinite else { throw ModelConfigError(field: "lora.alpha", message: "must be a positive number, got \(settings.alpha)") }
         guard settings.dropout >= 0, settings.dropout < 1 else { throw ModelConfigError(field: "lora.dropout", message: "must be in [0, 1), got \(settings.dropout)") }
@@ -125,6 +129,7 @@ public final class LoRAAdapters {
             }
         }
         scoreOffset = score.map { _ in add("score.weight", [1, C]) }
+        valueOffset = valueHeads.map { _ in add(ParameterLayout.valueHeadName, [c.valueHeads, C]) }
         adapters = list
         self.bySite = bySite
         slab = ParameterSlab(values: FloatBuffer(count: offset), gradients: FloatBuffer(count: offset), views: views)
@@ -135,6 +140,7 @@ public final class LoRAAdapters {
             for i in 0..<(r * ad.inFeatures) { p[i] = (2 * rng.nextUniform() - 1) * bound }
         }
         if let score, let s = scoreOffset { (slab.values.pointer + s).update(from: score.baseAddress!, count: C) }
+        if let valueHeads, let v = valueOffset { (slab.values.pointer + v).update(from: valueHeads.baseAddress!, count: valueHeads.count) }
     }
 
     /// Makes sure every adapter has a saved-G buffer for `rows` rows.
@@ -244,6 +250,9 @@ public final class LoRAAdapters {
         }
         if let so = scoreOffset, let mo = model.layout.score {
             (model.parameters.pointer + mo).update(from: slab.values.pointer + so, count: model.config.hiddenSize)
+        }
+        if let vo = valueOffset, let mo = model.layout.valueHead {
+            (model.parameters.pointer + mo).update(from: slab.values.pointer + vo, count: model.config.valueHeads * model.config.hiddenSize)
         }
     }
 }

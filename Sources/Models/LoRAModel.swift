@@ -13,8 +13,9 @@ extension Transformer {
         precondition(adapters == nil, "adapters are already attached")
         precondition(training, "adapters train: load the model with trainable: true")
         let score = layout.score.map { UnsafeBufferPointer(start: parameters.pointer + $0, count: config.hiddenSize) }
+        let values = layout.valueHead.map { UnsafeBufferPointer(start: parameters.pointer + $0, count: config.valueHeads * config.hiddenSize) }
         baseIdentityCache = Self.identity(of: parameters, count: layout.count)
-        adapters = try LoRAAdapters(config: config, settings: settings, score: score)
+        adapters = try LoRAAdapters(config: config, settings: settings, score: score, valueHeads: values)
         gradients = nil
     }
 
@@ -45,13 +46,15 @@ extension Transformer {
     /// Writes PEFT's adapter directory for the attached adapters: `adapter_config.json` and
     /// `adapter_model.safetensors` with PEFT's key names (`base_model.model.<module>.lora_A.weight`), rows of
     /// q and k adapters converted to the Hugging Face (rotate-half) layout, so `PeftModel.from_pretrained`
-    /// loads them onto this model's Hugging Face export. Does nothing without adapters.
+    /// loads them onto this model's Hugging Face export. Value heads (PPO's critic) are not part of the language
+    /// model and are not written. Does nothing without adapters.
     public func saveAdapters(to dir: URL, baseModel: String) throws {
         guard let a = adapters else { return }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var tensors: [(name: String, shape: [Int], values: [Float])] = []
         var modulesToSave: [String] = []
         for v in a.slab.views {
+            if v.name == ParameterLayout.valueHeadName { continue }
             var values = Array(UnsafeBufferPointer(start: a.slab.values.pointer + v.offset, count: v.count))
             if v.name == "score.weight" {
                 modulesToSave.append("score")
@@ -83,12 +86,13 @@ extension Transformer {
     }
 
     /// Loads adapter values written by `saveAdapters` (or PEFT, for the same targets and rank) into the
-    /// attached adapters: PEFT key names, q/k rows converted back to this model's rotary layout.
+    /// attached adapters: PEFT key names, q/k rows converted back to this model's rotary layout. Value heads,
+    /// which `saveAdapters` does not write, keep their values.
     public func loadAdapters(from dir: URL) throws {
         guard let a = adapters else { preconditionFailure("attach adapters before loading their values") }
         let url = dir.appendingPathComponent("adapter_model.safetensors")
         let file = try SafetensorsFile(contentsOf: url)
-        for v in a.slab.views {
+        for v in a.slab.views where v.name != ParameterLayout.valueHeadName {
             let key = v.name == "score.weight" ? "base_model.model.score.weight" : "base_model.model." + v.name
             guard let e = file.entries[key] else {
                 throw ModelFileError(file: url.path, message: "tensor \(key) is missing: the adapters were trained with other targets or without a score head (this run: r=\(a.settings.rank) on \(a.settings.targets.map(\.rawValue)))")

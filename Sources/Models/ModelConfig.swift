@@ -35,14 +35,19 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var ropeLayout: RotaryLayout
     /// Adds a scalar score head (`score.weight`, 1 × C) for reward and cost models.
     public var scoreHead: Bool
+    /// H: value heads on the trunk (`v_head.weight`, H × C), read at every response position: PPO's critic
+    /// (1) or PPO-Lagrangian's reward and cost critics (2); 0 for none.
+    public var valueHeads: Int
 
     public init(vocabSize: Int, hiddenSize: Int, intermediateSize: Int, numLayers: Int, numHeads: Int,
                 numKVHeads: Int, ropeTheta: Float = 10_000, rmsNormEps: Float = 1e-5, maxPositions: Int = 2048,
-                tieWordEmbeddings: Bool = true, ropeLayout: RotaryLayout = .halfSplit, scoreHead: Bool = false) {
+                tieWordEmbeddings: Bool = true, ropeLayout: RotaryLayout = .halfSplit, scoreHead: Bool = false,
+                valueHeads: Int = 0) {
         self.vocabSize = vocabSize; self.hiddenSize = hiddenSize; self.intermediateSize = intermediateSize
         self.numLayers = numLayers; self.numHeads = numHeads; self.numKVHeads = numKVHeads
         self.ropeTheta = ropeTheta; self.rmsNormEps = rmsNormEps; self.maxPositions = maxPositions
         self.tieWordEmbeddings = tieWordEmbeddings; self.ropeLayout = ropeLayout; self.scoreHead = scoreHead
+        self.valueHeads = valueHeads
     }
 
     /// HS: channels per head.
@@ -71,6 +76,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         }
         if !(ropeTheta > 1) || !ropeTheta.isFinite { throw fail("ropeTheta", "must be a finite number above 1, got \(ropeTheta)") }
         if !(rmsNormEps > 0) || !rmsNormEps.isFinite { throw fail("rmsNormEps", "must be a small positive number such as 1e-5, got \(rmsNormEps)") }
+        if valueHeads < 0 || valueHeads > 8 { throw fail("valueHeads", "must be in 0...8 (1 for PPO, 2 for PPO-Lagrangian), got \(valueHeads)") }
         if vocabSize > Int(Int32.max) { throw fail("vocabSize", "\(vocabSize) does not fit 32-bit token ids") }
     }
 

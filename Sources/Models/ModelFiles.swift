@@ -83,12 +83,16 @@ extension Transformer {
     /// A model holding the weights of a GGUF file, dequantized to Float32 (rotary layout: interleaved).
     /// A new score head starts as HF initialises one (normal, std 0.02, seed 0); `loadWeights` false
     /// leaves every weight zero (a rank that receives them by broadcast).
-    public static func load(gguf: GGUFFile, trainable: Bool = true, scoreHead: Bool = false, loadWeights: Bool = true) throws -> Transformer {
+    /// Value heads (`valueHeads` ≥ 1) start at zero: GGUF files carry none.
+    public static func load(gguf: GGUFFile, trainable: Bool = true, scoreHead: Bool = false, valueHeads: Int = 0,
+                            loadWeights: Bool = true) throws -> Transformer {
         var config = try ModelConfig(gguf: gguf)
         config.scoreHead = scoreHead
+        config.valueHeads = valueHeads
         let model = try Transformer(config: config, trainable: trainable)
         guard loadWeights else { return model }
         model.initializeScoreHead()
+        model.initializeValueHeads()
         var jobs: [(GGUFTensorInfo, ParameterView)] = []
         for view in model.layout.views {
             if view.name == "score.weight", gguf.tensor(named: "cls.output.weight") == nil { continue }   // a new head keeps its initialisation
@@ -110,8 +114,10 @@ extension Transformer {
         return model
     }
 
-    /// A model from a Hugging Face directory (`config.json` + `model.safetensors`), rotary rows rotate-half.
-    public static func load(huggingFaceDirectory dir: URL, trainable: Bool = true, scoreHead: Bool = false) throws -> Transformer {
+    /// A model from a Hugging Face directory (`config.json` + `model.safetensors`), rotary rows rotate-half;
+    /// value heads (`valueHeads` ≥ 1) are read from `v_head.weight` when the file has it, else start at zero.
+    public static func load(huggingFaceDirectory dir: URL, trainable: Bool = true, scoreHead: Bool = false,
+                            valueHeads: Int = 0) throws -> Transformer {
         let configURL = dir.appendingPathComponent("config.json")
         guard let data = FileManager.default.contents(atPath: configURL.path),
               let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -129,13 +135,15 @@ extension Transformer {
                                  ropeTheta: Float(theta), rmsNormEps: Float((json["rms_norm_eps"] as? Double) ?? 1e-5),
                                  maxPositions: (json["max_position_embeddings"] as? Int) ?? 2048,
                                  tieWordEmbeddings: (json["tie_word_embeddings"] as? Bool) ?? false, ropeLayout: .halfSplit,
-                                 scoreHead: scoreHead)
+                                 scoreHead: scoreHead, valueHeads: valueHeads)
         do { try config.validate() } catch { throw ModelFileError(file: configURL.path, message: "\(error)") }
         let model = try Transformer(config: config, trainable: trainable)
         let file = try SafetensorsFile(contentsOf: dir.appendingPathComponent("model.safetensors"))
         model.initializeScoreHead()
+        model.initializeValueHeads()
         for view in model.layout.views {
             if view.name == "score.weight" && file.entries[view.name] == nil { continue }
+            if view.name == ParameterLayout.valueHeadName && file.entries[view.name] == nil { continue }
             guard let e = file.entries[view.name] else {
                 throw ModelFileError(file: file.path, message: "tensor \(view.name) is missing")
             }
@@ -147,9 +155,10 @@ extension Transformer {
         return model
     }
 
-    /// The parameters in a given rotary layout (q/k rows converted), as (HF name, shape, values).
+    /// The parameters in a given rotary layout (q/k rows converted), as (HF name, shape, values). Value heads
+    /// are training state of PPO's critic, not part of the language model: exports leave them out.
     public func exportTensors(layout target: RotaryLayout) -> [(name: String, shape: [Int], values: [Float])] {
-        layout.views.map { view in
+        layout.views.filter { $0.name != ParameterLayout.valueHeadName }.map { view in
             var values = Array(UnsafeBufferPointer(start: parameters.pointer + view.offset, count: view.count))
             if view.name.hasSuffix("q_proj.weight") || view.name.hasSuffix("k_proj.weight") {
                 let heads = view.name.hasSuffix("q_proj.weight") ? config.numHeads : config.numKVHeads

@@ -43,18 +43,21 @@ public enum ModelSource {
     /// Loads a model and, when the file carries one, its tokenizer.
     /// With `loadWeights` false the model has the file's shape and zero weights (ranks that receive
     /// the weights by broadcast).
-    public static func load(_ spec: String, trainable: Bool = false, scoreHead: Bool = false, loadWeights: Bool = true) throws -> LoadedModel {
+    /// `valueHeads` adds PPO's value heads (`v_head.weight`, zero unless a Hugging Face directory holds them).
+    public static func load(_ spec: String, trainable: Bool = false, scoreHead: Bool = false, valueHeads: Int = 0,
+                            loadWeights: Bool = true) throws -> LoadedModel {
         let url = try resolve(spec)
         var isDirectory: ObjCBool = false
         FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
         if isDirectory.boolValue {
-            let model = try Transformer.load(huggingFaceDirectory: url, trainable: trainable, scoreHead: scoreHead)
+            let model = try Transformer.load(huggingFaceDirectory: url, trainable: trainable, scoreHead: scoreHead, valueHeads: valueHeads)
             let tokenizerURL = url.appendingPathComponent("tokenizer.json")
             let tokenizer = FileManager.default.fileExists(atPath: tokenizerURL.path) ? try BPETokenizer(tokenizerJSON: tokenizerURL) : nil
             return LoadedModel(model: model, tokenizer: tokenizer, gguf: nil, source: url)
         }
         let gguf = try GGUFFile(contentsOf: url)
-        let model = try Transformer.load(gguf: gguf, trainable: trainable, scoreHead: scoreHead, loadWeights: loadWeights)
+        let model = try Transformer.load(gguf: gguf, trainable: trainable, scoreHead: scoreHead, valueHeads: valueHeads,
+                                         loadWeights: loadWeights)
         let tokenizer = try BPETokenizer(gguf: gguf, source: url.path)
         return LoadedModel(model: model, tokenizer: tokenizer, gguf: gguf, source: url)
     }

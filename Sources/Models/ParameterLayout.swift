@@ -17,6 +17,7 @@
 //   model.norm.weight                              (C)
 //   lm_head.weight                                 (V, C)      only when not tied
 //   score.weight                                   (1, C)      only with a score head
+//   v_head.weight                                  (H, C)      only with value heads (PPO critics)
 
 
 /// One named tensor inside the slab.
@@ -53,6 +54,8 @@ public struct ParameterLayout: Sendable {
     public let lmHead: Int
     /// The score head, when present.
     public let score: Int?
+    /// The value heads (H, C), when present.
+    public let valueHead: Int?
     private let index: [String: Int]
 
     public init(config c: ModelConfig) {
@@ -84,10 +87,14 @@ public struct ParameterLayout: Sendable {
         finalNorm = add("model.norm.weight", [C], decays: false)
         lmHead = c.tieWordEmbeddings ? embedding : add("lm_head.weight", [c.vocabSize, C], decays: true)
         score = c.scoreHead ? add("score.weight", [1, C], decays: true) : nil
+        valueHead = c.valueHeads > 0 ? add(Self.valueHeadName, [c.valueHeads, C], decays: true) : nil
         count = offset
         self.views = views
         index = Dictionary(uniqueKeysWithValues: views.enumerated().map { ($1.name, $0) })
     }
+
+    /// The value heads' tensor name (TRL's `AutoModelForCausalLMWithValueHead` calls its head `v_head`).
+    public static let valueHeadName = "v_head.weight"
 
     /// The view with a Hugging Face name, if the model has it.
     public func view(named name: String) -> ParameterView? { index[name].map { views[$0] } }

@@ -31,6 +31,8 @@ public final class Transformer {
     var lastTargets: TokenTargets?
     /// bf16 copies of the weights while `withBF16Weights` runs (forward products in bf16), else nil.
     var bf16Weights: BF16Weights?
+    /// The targets of the last `values` call, kept for its backward (ValueHead.swift).
+    var lastValueTargets: TokenTargets?
 
     /// Allocates a zero model; `trainable` also allocates gradients and per-block activations.
     public init(config: ModelConfig, trainable: Bool = true) throws {
@@ -172,9 +174,9 @@ public final class Transformer {
 
     // MARK: backward
 
-    /// Accumulates ∂L/∂parameters into `gradients`, given ∂L/∂(log-probs of the last `logProbs` call)
-    /// and/or ∂L/∂(scores).
-    public func backward(dLogProbs: [Float]? = nil, dScores: [Float]? = nil) {
+    /// Accumulates ∂L/∂parameters into `gradients`, given ∂L/∂(log-probs of the last `logProbs` call),
+    /// ∂L/∂(scores) and/or ∂L/∂(values of the last `values` call, (N, H)).
+    public func backward(dLogProbs: [Float]? = nil, dScores: [Float]? = nil, dValues: [Float]? = nil) {
         precondition(training && (gradients != nil || adapters != nil), "backward on an inference-only model")
         precondition(bf16Weights == nil, "backward inside withBF16Weights: bf16 forwards are for forward-only work")
         let a = activations!, c = config, B = a.batch, T = a.time, R = B * T
@@ -212,6 +214,7 @@ public final class Transformer {
                 }
             }
         }
+        if let dValues { valueHeadBackward(dValues, dNorm: dNorm) }
         dx.update(repeating: 0, count: R * C)
         RMSNorm.backward(dinp: dx, dweight: g(layout.finalNorm), dout: dNorm, inp: a.residual(c.numLayers).pointer,
                          weight: w(layout.finalNorm), rstd: a.finalRstd.pointer, rows: R, channels: C)

@@ -9,6 +9,8 @@ import Datasets
 public enum AlignMethod: String, Codable, CaseIterable, Sendable {
     case mocan, pecan, sacpo
     case primalDual = "primal-dual"
+    /// Safe-RLHF's PPO-Lagrangian (the `ppo` section sets PPO; λ settings below).
+    case ppoLagrangian = "ppo-lag"
 }
 
 /// Which SACPO stage runs first (Remark 2 of the paper: both orders are valid).
@@ -62,8 +64,10 @@ public struct AlignConfig: Codable, Equatable, Sendable {
     public var lambdaInit: Double = 1.0
     public var lambdaLearningRate: Double = 0.1
     public var lambdaMax: Double = 5.0
-    /// Primal–dual: the cost budget d of E[cost] ≤ d.
+    /// Primal–dual and PPO-Lagrangian: the cost budget d of E[cost] ≤ d.
     public var costThreshold: Double = 0
+    /// PPO-Lagrangian: J_C is the mean of the last costWindow episode costs (Safe-RLHF `episode_cost_window_size`).
+    public var costWindow: Int = 128
     /// Sequences decoded or scored together.
     public var batchSize: Int = 16
     /// Longest scored sequence (prompt + response tokens).
@@ -74,7 +78,7 @@ public struct AlignConfig: Codable, Equatable, Sendable {
     /// Checks the fields `method` uses; errors name the key.
     public func validate() throws {
         func fail(_ key: String, _ m: String) -> RunConfigError { RunConfigError(key: "align.\(key)", message: m) }
-        let needsScores = method == .mocan || method == .primalDual
+        let needsScores = method == .mocan || method == .primalDual || method == .ppoLagrangian
         if needsScores {
             if rewardModel.isEmpty { throw fail("rewardModel", "give the reward model (final.gguf of `dualign train reward`)") }
             if costModel.isEmpty { throw fail("costModel", "give the cost model (final.gguf of `dualign train cost`)") }
@@ -98,9 +102,10 @@ public struct AlignConfig: Codable, Equatable, Sendable {
             if let bad = betaOverLambda.first(where: { !($0 > 0 && $0.isFinite) }) { throw fail("betaOverLambda", "values must be > 0, got \(bad)") }
             if let bad = mergeWeights.first(where: { !($0 >= 0 && $0 <= 1) }) { throw fail("mergeWeights", "values must be in [0, 1], got \(bad)") }
         }
-        if method == .primalDual {
-            if rounds < 1 { throw fail("rounds", "must be at least 1") }
-            if promptsPerRound < 1 { throw fail("promptsPerRound", "must be at least 1") }
+        if method == .ppoLagrangian && costWindow < 1 { throw fail("costWindow", "must be at least 1 (Safe-RLHF uses 128)") }
+        if method == .primalDual || method == .ppoLagrangian {
+            if method == .primalDual && rounds < 1 { throw fail("rounds", "must be at least 1") }
+            if method == .primalDual && promptsPerRound < 1 { throw fail("promptsPerRound", "must be at least 1") }
             if !(lambdaInit > 0) { throw fail("lambdaInit", "must be > 0 (λ is updated in log space)") }
             if !(lambdaMax > 0) { throw fail("lambdaMax", "must be > 0") }
             if !(lambdaLearningRate >= 0) { throw fail("lambdaLearningRate", "must be ≥ 0") }

@@ -22,6 +22,8 @@ public struct ModelRequest: OptionSet, Sendable {
     public static let logProbs = ModelRequest(rawValue: 1)
     /// The score head at each row's last real token (reward and cost models).
     public static let scores = ModelRequest(rawValue: 2)
+    /// The value heads at each response-token target's position (PPO's critics on the trunk).
+    public static let values = ModelRequest(rawValue: 4)
 }
 
 /// The training or the held-out examples of an objective.
@@ -57,6 +59,8 @@ public struct ModelOutputs {
     public var logProbs: [Float]
     /// The score head at each row's last token (empty unless requested).              // (R)
     public var scores: [Float]
+    /// The value heads at each target, V[n·H + h] (empty unless requested).            // (N, H)
+    public var values: [Float] = []
 }
 
 /// An objective's loss on a micro-batch and its gradient with respect to the model's outputs.
@@ -67,12 +71,14 @@ public struct ObjectiveResult {
     public var dLogProbs: [Float]
     /// ∂(Σ_i ℓ_i)/∂scores (empty when the objective reads no scores).                 // (R)
     public var dScores: [Float]
+    /// ∂(Σ_i ℓ_i)/∂values (empty when the objective reads no values).                 // (N, H)
+    public var dValues: [Float]
     /// Metric sums over the micro-batch's examples. A key `k` is divided by the step's example count,
     /// or by the sum under `count/k` when the objective reports one (metrics defined on a subset).
     public var metrics: [String: Double]
 
-    public init(losses: [Double], dLogProbs: [Float] = [], dScores: [Float] = [], metrics: [String: Double] = [:]) {
-        self.losses = losses; self.dLogProbs = dLogProbs; self.dScores = dScores; self.metrics = metrics
+    public init(losses: [Double], dLogProbs: [Float] = [], dScores: [Float] = [], dValues: [Float] = [], metrics: [String: Double] = [:]) {
+        self.losses = losses; self.dLogProbs = dLogProbs; self.dScores = dScores; self.dValues = dValues; self.metrics = metrics
     }
 }
 
@@ -125,6 +131,10 @@ public protocol TrainingObjective: AnyObject {
     func microBatch(_ examples: [Int], split: ExampleSplit) throws -> MicroBatch
     /// ℓ_i and ∂ℓ/∂outputs of a micro-batch.
     func evaluate(_ batch: MicroBatch, outputs: ModelOutputs, split: ExampleSplit) throws -> ObjectiveResult
+    /// Runs on every rank after the step's gradients are summed over ranks and before the optimizer. `metrics` are
+    /// the step's reduced metrics (the same on every rank); the objective may add to them. Returns whether the
+    /// update applies: false skips the optimizer on every rank (PPO's guard against an exploding ratio).
+    func endStep(_ plan: StepPlan, metrics: inout [String: Double], context: ObjectiveContext) throws -> Bool
     /// A key identifying everything `prepare` computed from (checked on resume; empty: nothing).
     var preparedKey: String { get }
     /// State beyond the model and optimizer that a checkpoint must carry (online buffers); nil: none.
@@ -138,6 +148,7 @@ extension TrainingObjective {
     public var preparedKey: String { "" }
     public func prepare(_ context: ObjectiveContext) throws {}
     public func beginStep(_ plan: inout StepPlan, context: ObjectiveContext) throws {}
+    public func endStep(_ plan: StepPlan, metrics: inout [String: Double], context: ObjectiveContext) throws -> Bool { true }
     public func checkpointState() throws -> Data? { nil }
     public func restore(checkpointState: Data) throws {}
 }

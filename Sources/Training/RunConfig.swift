@@ -11,6 +11,8 @@ import Tokenizers
 /// What a run trains.
 public enum TrainingTask: String, Codable, CaseIterable, Sendable {
     case sft, dpo, reward, cost
+    /// PPO on rollouts sampled from the policy (its objective lives in Pipelines: it samples and scores).
+    case ppo
 }
 
 /// A configuration a user wrote that cannot run; names the key and says what to do.
@@ -34,6 +36,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var optimizer: OptimizerConfig = OptimizerConfig()
     public var dpo: DPOConfig = DPOConfig()
     public var scoreModel: ScoreModelConfig = ScoreModelConfig()
+    /// PPO (`dualign train ppo`, `dualign align ppo-lag`).
+    public var ppo: PPOConfig = PPOConfig()
     /// LoRA adapters instead of full fine-tuning (rank 0: off).
     public var lora: LoRAConfig = LoRAConfig()
     public var checkpoint: CheckpointConfig = CheckpointConfig()
@@ -62,6 +66,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         if !(o.maxGradNorm > 0) { throw fail("optimizer.maxGradNorm", "must be positive (use a large value to disable clipping)") }
         if !(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1) { throw fail("optimizer.beta1/beta2", "must be in [0, 1)") }
         do { try dpo.lossConfig.validate() } catch { throw fail("dpo", "\(error)") }
+        if task == .ppo { try ppo.validate(optimizer: optimizer, data: data) }
         if lora.rank < 0 { throw fail("lora.rank", "must be ≥ 0 (0: full fine-tuning), got \(lora.rank)") }
         if lora.rank > 0 {
             if !(lora.alpha > 0) { throw fail("lora.alpha", "must be positive (PEFT's lora_alpha; e.g. twice the rank), got \(lora.alpha)") }

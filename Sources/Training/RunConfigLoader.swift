@@ -50,6 +50,10 @@ public enum RunConfigLoader {
         c.align.threshold = 0
         c.align.lambda = 0
         c.align.marginFraction = 0
+        c.ppo.scoreClip = 0
+        c.ppo.missingEOSPenalty = 0
+        c.ppo.criticModel = ""
+        c.ppo.stopTokenIDs = []
         return try JSONSerialization.jsonObject(with: JSONEncoder().encode(c)) as! [String: Any]
     }
 

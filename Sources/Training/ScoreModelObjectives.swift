@@ -71,8 +71,11 @@ public final class CostObjective: PairObjective {
 
 extension TrainingTask {
     /// The objective of a pair task (`dualign train sft|dpo|reward|cost`).
-    public func objective(config: RunConfig, data: TrainingData, padToken: Int32) -> PairObjective {
+    /// - Throws: `RunConfigError` for `ppo`, whose objective samples and scores (Pipelines' `PPOObjective`).
+    public func objective(config: RunConfig, data: TrainingData, padToken: Int32) throws -> PairObjective {
         switch self {
+        case .ppo:
+            throw RunConfigError(key: "task", message: "ppo trains on rollouts sampled from the policy, not on pairs; build Pipelines' PPOObjective (what `dualign train ppo` does)")
         case .sft: return SFTObjective(config: config, data: data, padToken: padToken)
         case .dpo: return DPOObjective(config: config, data: data, padToken: padToken)
         case .reward: return RewardObjective(config: config, data: data, padToken: padToken)

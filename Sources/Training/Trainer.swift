@@ -144,6 +144,7 @@ public final class Trainer {
                                 microBatches: sampler.microBatches(at: cursor, rank: comm.rank))
             try objective.beginStep(&plan, context: context)
             var metrics = try trainStep(plan)
+            let applies = try objective.endStep(plan, metrics: &metrics, context: context)
             let lr = schedule.rate(at: step)
             let gradNorm = clipGradientNorm(trainable.gradients.pointer, count: trainable.count, maxNorm: config.optimizer.maxGradNorm)
             let tokens = metrics.removeValue(forKey: "tokens") ?? 0
@@ -151,8 +152,10 @@ public final class Trainer {
             guard metrics["loss"]?.isFinite == true, gradNorm.isFinite else {
                 throw TrainingError(message: "stopping at step \(step + 1): non-finite \(gradNorm.isFinite ? "loss" : "gradient norm"); the last complete checkpoint in \(config.outputDir) is intact — lower optimizer.learningRate or check the data")
             }
-            adam.update(parameters: trainable.values.pointer, gradients: trainable.gradients.pointer, count: trainable.count,
-                        learningRate: lr, decayRanges: trainable.decayRanges)
+            if applies {
+                adam.update(parameters: trainable.values.pointer, gradients: trainable.gradients.pointer, count: trainable.count,
+                            learningRate: lr, decayRanges: trainable.decayRanges)
+            }
             cursor = sampler.advanced(cursor)
             step += 1
             let seconds = Date().timeIntervalSince(t0)
@@ -225,12 +228,14 @@ public final class Trainer {
         policy.forward(batch.batch)
         let targets = TokenTargets(responsesOf: batch.batch, responseStarts: batch.responseStarts)
         let outputs = ModelOutputs(targets: targets, logProbs: request.contains(.logProbs) ? policy.logProbs(targets) : [],
-                                   scores: request.contains(.scores) ? policy.scores() : [])
+                                   scores: request.contains(.scores) ? policy.scores() : [],
+                                   values: request.contains(.values) ? policy.values(targets) : [])
         let result = try objective.evaluate(batch, outputs: outputs, split: split)
         if let backwardScale {
             let s = Float(backwardScale)
             policy.backward(dLogProbs: result.dLogProbs.isEmpty ? nil : result.dLogProbs.map { $0 * s },
-                            dScores: result.dScores.isEmpty ? nil : result.dScores.map { $0 * s })
+                            dScores: result.dScores.isEmpty ? nil : result.dScores.map { $0 * s },
+                            dValues: result.dValues.isEmpty ? nil : result.dValues.map { $0 * s })
         }
         var out = result.metrics
         out["loss"] = result.losses.reduce(0, +)

@@ -1,4 +1,4 @@
-// `dualign align mocan|pecan|sacpo|primal-dual --config run.yaml [--set key=value …]`.
+// `dualign align mocan|pecan|sacpo|primal-dual|ppo-lag --config run.yaml [--set key=value …]`.
 
 import ArgumentParser
 import Foundation
@@ -9,7 +9,7 @@ import Pipelines
 
 struct Align: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Align a policy for helpfulness under a safety constraint (MoCAN, PeCAN, SACPO, primal–dual); rerun the same command to resume.",
+        abstract: "Align a policy for helpfulness under a safety constraint (MoCAN, PeCAN, SACPO, primal–dual, PPO-Lagrangian); rerun the same command to resume.",
         discussion: """
         Every stage (sampling, scoring, the dual, pseudo-labels, each DPO) writes its output under \
         OUTPUTDIR/stages/ and is skipped on rerun when complete; a DPO stage resumes from its checkpoints. \
@@ -23,7 +23,7 @@ struct Align: ParsableCommand {
 
     func run() throws {
         let comm = try MPICommunicator.world()
-        var config = try options.resolve(task: .dpo, communicator: comm)
+        var config = try options.resolve(task: method == .ppoLagrangian ? .ppo : .dpo, communicator: comm)
         config.align.method = method
         try config.align.validate()
         comm.collectiveTimeout = config.distributed.collectiveTimeout
@@ -41,6 +41,7 @@ struct Align: ParsableCommand {
         case .pecan: try PeCANPipeline(context: context).run()
         case .sacpo: try SACPOPipeline(context: context).run()
         case .primalDual: try PrimalDualPipeline(context: context).run()
+        case .ppoLagrangian: try PPOLagrangianPipeline(context: context).run()
         }
         if comm.rank == 0 {
             let b = run.totalBudget

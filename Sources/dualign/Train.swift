@@ -1,4 +1,4 @@
-// `dualign train sft|dpo|reward|cost --config run.yaml [--set key=value …]`.
+// `dualign train sft|dpo|reward|cost|ppo --config run.yaml [--set key=value …]`.
 
 import ArgumentParser
 import Foundation
@@ -9,10 +9,11 @@ import Tensors
 import Tokenizers
 import Training
 import Datasets
+import Pipelines
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a policy (sft, dpo) or a score model (reward, cost), data-parallel under mpirun; rerun the same command to resume.")
+        abstract: "Train a policy (sft, dpo, ppo) or a score model (reward, cost), data-parallel under mpirun; rerun the same command to resume.")
 
     @Argument(help: "What to train: \(TrainingTask.allCases.map(\.rawValue).joined(separator: ", ")).")
     var task: TrainingTask
@@ -89,11 +90,17 @@ struct RunOptions: ParsableArguments {
             Output.line("resolved config:\n" + RunConfigLoader.json(config))
             Output.line("matmul: \(matmul.backend) (\(matmul.backend.kernels); \(matmul.reason))")
         }
-        let loaded = try ModelSource.load(config.model, trainable: true, scoreHead: task == .reward || task == .cost, loadWeights: comm.rank == 0)
-        // Pre-tokenized data needs no template (and a model without a tokenizer can train on it).
-        let template = loaded.tokenizer == nil && config.data.datasets.allSatisfy({ $0.schema == .tokens }) ? nil : try chatTemplate(config, loaded)
-        let trainer = try Trainer(config: config, communicator: comm, model: loaded, template: template)
-        let summary = try trainer.run()
+        let summary: TrainingSummary
+        if task == .ppo {
+            // PPO samples and scores: its objective and models are built by the Pipelines module.
+            summary = try PPOTraining(config: config, communicator: comm).makeTrainer().0.run()
+        } else {
+            let loaded = try ModelSource.load(config.model, trainable: true, scoreHead: task == .reward || task == .cost, loadWeights: comm.rank == 0)
+            // Pre-tokenized data needs no template (and a model without a tokenizer can train on it).
+            let template = loaded.tokenizer == nil && config.data.datasets.allSatisfy({ $0.schema == .tokens }) ? nil : try chatTemplate(config, loaded)
+            let trainer = try Trainer(config: config, communicator: comm, model: loaded, template: template)
+            summary = try trainer.run()
+        }
         if comm.rank == 0 {
             let final = summary.finalMetrics.merging(summary.evalMetrics) { $1 }
             let line = final.keys.sorted().map { "\($0)=\(String(format: "%.4g", final[$0]!))" }.joined(separator: " ")

@@ -133,9 +133,9 @@ final class TrainerLoopTests: XCTestCase {
 
 extension TrainerLoopTests {
     /// Every pair task trains with LoRA: the loss falls, only the adapters (and the score head) change, and the
-    /// score head of reward and cost models trains beside the adapters.
+    /// score head of reward and cost models trains beside the adapters (PPO's LoRA runs: PipelinesTests).
     func testEveryTaskTrainsWithLoRA() throws {
-        for task in TrainingTask.allCases {
+        for task in TrainingTask.allCases where task != .ppo {
             try? FileManager.default.removeItem(at: work.appendingPathComponent("run"))
             var data = pairs(8, seed: 21)
             if task == .cost { for i in data.indices { data[i].chosenIsSafe = true; data[i].rejectedIsSafe = i % 2 == 0 } }
