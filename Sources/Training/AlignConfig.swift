@@ -9,6 +9,7 @@ import Datasets
 public enum AlignMethod: String, Codable, CaseIterable, Sendable {
     case mocan, pecan, sacpo
     case primalDual = "primal-dual"
+    case sail
 }
 
 /// Which SACPO stage runs first (Remark 2 of the paper: both orders are valid).
