@@ -32,7 +32,7 @@ public final class SAILObjective: TrainingObjective {
     /// The online state (identical on every rank; checkpointed).
     public private(set) var state = SAILOnlineState()
     /// The current step's rows (positions of its global batch).
-    public private(set) var rows: [SAILStepRow] = []
+    public internal(set) var rows: [SAILStepRow] = []
     /// The frozen reference for online pairs when it is neither given nor the policy's base.
     private var frozenReference: Transformer?
     private var reference: Transformer?

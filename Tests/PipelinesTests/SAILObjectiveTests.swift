@@ -98,6 +98,44 @@ final class SAILObjectiveTests: XCTestCase {
         XCTAssertEqual(state.onlineRows, next.filter { $0.online != nil }.count)
     }
 
+    // MARK: - The §4.4 oracles through the objective
+
+    /// algorithms.md §4.4: ℓ_θ(y_w) = −10 (two tokens), ℓ_θ(y_l) = −12 (three), ℓ_ref −11 and −11.5, β = 0.1. The
+    /// objective's per-example loss and its gradient on every response token, for each route and both forms.
+    func testObjectiveReproducesTheOraclesOnEveryResponseToken() throws {
+        var c = runConfig("oracle", routes: [.dp, .pp, .pr], steps: 1)
+        (c.sail.r, c.sail.rho, c.sail.p, c.sail.pi, c.sail.g, c.sail.gamma) = (0.2, 0.2, 0.2, 0.2, 0.2, 0.3)
+        let batch = TokenBatch(sequences: [[1, 7, 8], [1, 7, 8, 9]])          // prompt [1]; y_w 2 tokens, y_l 3
+        let targets = TokenTargets(responsesOf: batch, responseStarts: [1, 1])
+        let outputs = ModelOutputs(targets: targets, logProbs: [-4, -6, -4, -4, -4], scores: [])
+        let pair = OnlinePair(route: .policyPolicy, index: 0, prompt: [1], chosen: [7, 8], rejected: [7, 8, 9],
+                              referenceChosen: -11, referenceRejected: -11.5, swapped: false)
+        // (route, form, loss, ∂/∂ each y_w token, ∂/∂ each y_l token) from §4.4.
+        let cases: [(SAILRoute, SAILScoreTerm, Double?, Double, Double)] = [
+            (.dpo, .codeFaithful, 0.620957, -0.046257, 0.046257),
+            (.dataPolicy, .codeFaithful, 0.582398, -0.0405123, 0.0405123),
+            (.policyReward, .codeFaithful, 0.620957, -0.046257 - 0.0186287, 0.046257 - 0.0155239),
+            (.policyReward, .scoreFunction, 0.620957, -0.046257 + 0.186287, 0.046257 + 0.186287),
+            (.policyPolicy, .codeFaithful, nil, -0.0529314, 0.0301630),
+        ]
+        for (route, form, loss, dW, dL) in cases {
+            c.sail.scoreTerm = form
+            let objective = try SAILObjective(config: c, data: TrainingData(train: pairs(8, seed: 1), eval: [], report: LoadReport()),
+                                              padToken: 0, stopTokens: [], labeller: try model(seed: 1, scoreHead: true))
+            // A SAIL-DP row whose coin keeps the pair (u ≥ 1 − σ(0.15) = 0.462570).
+            let sail = c.sail.sailConfig(beta: c.dpo.beta, runSeed: c.seed)
+            let row = (0..<UInt64(100)).first { !sail.dataPolicyFlip(h: 1.5, globalRow: $0).flipped }!
+            objective.rows = [SAILStepRow(globalRow: row, routed: route, route: route, offline: 0, online: pair)]
+            let micro = MicroBatch(examples: [0], batch: batch, responseStarts: [1, 1], rowExample: [0, 0])
+            let r = try objective.evaluate(micro, outputs: outputs, split: .train)
+            if let loss { XCTAssertEqual(r.losses[0], loss, accuracy: 5e-7, "\(route) \(form): loss") }
+            for (n, d) in r.dLogProbs.enumerated() {
+                XCTAssertEqual(Double(d), n < 2 ? dW : dL, accuracy: 5e-7, "\(route) \(form): ∂ℓ/∂ log p of response token \(n)")
+            }
+            XCTAssertEqual(r.metrics["sail/routes/\(route.codeName)"], 1)
+        }
+    }
+
     // MARK: - The config section
 
     func testSAILSettingsNameTheKeyAndScaleEpochsAsTheAuthors() throws {
