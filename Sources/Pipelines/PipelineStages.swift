@@ -93,6 +93,8 @@ public final class PipelineRun {
                 enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
                 payload = String(decoding: try enc.encode(StageRecord(stage: name, inputs: inputs, budget: budget, result: result)), as: UTF8.self)
             }
+        } catch let stopped as StageIncomplete {
+            throw stopped   // every rank stops alike; nothing is recorded, a rerun continues the stage
         } catch {
             guard comm.size > 1 && comm.rank == 0 else { throw error }
             payload = "ERROR:\(error)"

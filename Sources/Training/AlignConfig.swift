@@ -11,6 +11,7 @@ public enum AlignMethod: String, Codable, CaseIterable, Sendable {
     case primalDual = "primal-dual"
     /// Safe-RLHF's PPO-Lagrangian (the `ppo` section sets PPO; λ settings below).
     case ppoLagrangian = "ppo-lag"
+    case sail
 }
 
 /// Which SACPO stage runs first (Remark 2 of the paper: both orders are valid).

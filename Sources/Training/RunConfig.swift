@@ -45,6 +45,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var distributed: DistributedConfig = DistributedConfig()
     /// Constrained alignment (`dualign align`); ignored by `dualign train`.
     public var align: AlignConfig = AlignConfig()
+    /// SAIL online alignment (`dualign align sail`); ignored otherwise.
+    public var sail: SAILSettings = SAILSettings()
 
     public init() {}
 

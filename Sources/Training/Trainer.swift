@@ -46,7 +46,8 @@ public final class Trainer {
     let sampler: GlobalBatchSampler
     let store: CheckpointStore
     let log: MetricsLog
-    let totalSteps: Int
+    /// Optimizer steps of the whole run.
+    public let totalSteps: Int
     var cursor: DataCursor
     /// The step generator: one draw per step (`StepPlan.seed`), the same on every rank, saved and restored.
     var rng: Tensors.SplitMix64

@@ -9,7 +9,7 @@ import Pipelines
 
 struct Align: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Align a policy for helpfulness under a safety constraint (MoCAN, PeCAN, SACPO, primal–dual, PPO-Lagrangian); rerun the same command to resume.",
+        abstract: "Align a policy for helpfulness under a safety constraint (MoCAN, PeCAN, SACPO, primal–dual, PPO-Lagrangian) or online with SAIL; rerun the same command to resume.",
         discussion: """
         Every stage (sampling, scoring, the dual, pseudo-labels, each DPO) writes its output under \
         OUTPUTDIR/stages/ and is skipped on rerun when complete; a DPO stage resumes from its checkpoints. \
@@ -42,6 +42,7 @@ struct Align: ParsableCommand {
         case .sacpo: try SACPOPipeline(context: context).run()
         case .primalDual: try PrimalDualPipeline(context: context).run()
         case .ppoLagrangian: try PPOLagrangianPipeline(context: context).run()
+        case .sail: try SAILPipeline(context: context).run()
         }
         if comm.rank == 0 {
             let b = run.totalBudget
