@@ -49,6 +49,7 @@ public enum RunConfigLoader {
         c.align.threshold = 0
         c.align.lambda = 0
         c.align.marginFraction = 0
+        c.dp = .everyKey
         return try JSONSerialization.jsonObject(with: JSONEncoder().encode(c)) as! [String: Any]
     }
 
