@@ -43,6 +43,9 @@ public final class NormScratch {
     private var buffers: [FloatBuffer] = []
     public init() {}
 
+    /// Bytes held.
+    public var bytes: Int { buffers.reduce(0) { $0 + $1.count * MemoryLayout<Float>.stride } }
+
     /// Scratch `slot` with at least `count` floats, zeroed.
     func zeroed(_ slot: Int, count: Int) -> FloatPtr {
         while buffers.count <= slot { buffers.append(FloatBuffer(count: 0)) }
@@ -55,13 +58,15 @@ public enum PerExampleRowNorms {
     /// The number of rows of an example.
     public static func count(_ rows: ExampleRows) -> Int { rows.reduce(0) { $0 + $1.count } }
 
-    /// out (L, L) = X_e X_eᵀ over the example's rows of X (·, K), run pair by run pair.
-    static func gram(_ x: ConstFloatPtr, features K: Int, rows: ExampleRows, into out: FloatPtr) {
+    /// The upper triangle of out (L, L) = X_e X_eᵀ over the example's rows of X (·, K): each run's own block by
+    /// ssyrk (upper triangle), each pair of runs i < j by sgemm; the strict lower triangle is left as it was.
+    static func upperGram(_ x: ConstFloatPtr, features K: Int, rows: ExampleRows, into out: FloatPtr) {
         let L = count(rows)
         var oi = 0
-        for ri in rows {
-            var oj = 0
-            for rj in rows {
+        for (i, ri) in rows.enumerated() {
+            if !ri.isEmpty { Gram.upper(out + oi * L + oi, x + ri.lowerBound * K, rows: ri.count, features: K, ldOut: L) }
+            var oj = oi + ri.count
+            for rj in rows[(i + 1)...] {
                 if !ri.isEmpty && !rj.isEmpty {
                     Matmul.forward(out + oi * L + oj, x + ri.lowerBound * K, x + rj.lowerBound * K, M: ri.count, N: rj.count, K: K, ldOut: L)
                 }
@@ -69,6 +74,16 @@ public enum PerExampleRowNorms {
             }
             oi += ri.count
         }
+    }
+
+    /// ⟨A, B⟩_F of two symmetric (L, L) matrices from their upper triangles: the diagonal once, the rest twice.
+    static func symmetricDot(_ a: ConstFloatPtr, _ b: ConstFloatPtr, size L: Int) -> Double {
+        var diagonal = 0.0, upper = 0.0
+        for i in 0..<L {
+            diagonal += Double(a[i * L + i]) * Double(b[i * L + i])
+            for j in (i + 1)..<max(i + 1, L) { upper += Double(a[i * L + j]) * Double(b[i * L + j]) }
+        }
+        return diagonal + 2 * upper
     }
 
     /// Σ_k a_k·b_k in Double.
@@ -85,10 +100,10 @@ public enum PerExampleRowNorms {
         let L = count(rows)
         guard L > 0 else { return 0 }
         if method.usesGhost(rows: L, inputFeatures: d, outputFeatures: p) {
-            let gramA = scratch.zeroed(0, count: L * L), gramG = scratch.zeroed(1, count: L * L)     // (L, L) each
-            gram(inputs, features: d, rows: rows, into: gramA)
-            gram(outputGradients, features: p, rows: rows, into: gramG)
-            return dot(gramA, gramG, count: L * L)
+            let gramA = scratch.zeroed(0, count: L * L), gramG = scratch.zeroed(1, count: L * L)     // (L, L) each, upper
+            upperGram(inputs, features: d, rows: rows, into: gramA)
+            upperGram(outputGradients, features: p, rows: rows, into: gramG)
+            return symmetricDot(gramA, gramG, size: L)
         }
         let G = scratch.zeroed(2, count: p * d)                                                       // (p, d)
         for r in rows where !r.isEmpty {
