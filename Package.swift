@@ -43,7 +43,7 @@ let package = Package(
         ]),
         .target(name: "Evaluation", dependencies: ["Rollout", "Models", "Datasets", "Distributed", "Tokenizers", "CZlib"]),
         .target(name: "Benchmarks", dependencies: [
-            "Training", "Checkpoints", "Models", "Alignment", "Distributed", "Tensors", "Tokenizers", "Datasets",
+            "Training", "Checkpoints", "Models", "Alignment", "Privacy", "Distributed", "Tensors", "Tokenizers", "Datasets",
             "COpenBLAS",
         ]),
         .executableTarget(name: "dualign", dependencies: [

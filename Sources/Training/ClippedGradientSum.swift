@@ -28,6 +28,11 @@ public final class ClippedGradientSum {
     /// The per-example adapter gradients (LoRA), grown to the largest physical batch.   // (E, P)
     private var perExample: PerExampleGradients?
 
+    /// Seconds of the last `accumulate`'s parts: the per-example pass (LoRA: the backward with per-example
+    /// gradients; full: the norm pass), of which the norms' own arithmetic (full: inside the observer), and
+    /// the clipping (LoRA: norms and the clipped sgemm; full: the clipped backward).
+    public private(set) var lastTimings = (perExamplePass: 0.0, normArithmetic: 0.0, clipping: 0.0)
+
     public init(model: Transformer, maxNorm: Double) {
         precondition(maxNorm > 0, "ClippedGradientSum: the clipping norm must be positive")
         self.model = model
@@ -37,8 +42,11 @@ public final class ClippedGradientSum {
     /// Whether the per-example gradients are materialised (LoRA) rather than normed by a first pass (full).
     public var materializes: Bool { model.adapters != nil }
 
-    /// Bytes of per-example state held now (the (E, P) buffer with LoRA; the norm pass's Gram scratch is not counted).
-    public var perExampleBytes: Int { (perExample?.values.count ?? 0) * MemoryLayout<Float>.stride }
+    /// Bytes of per-example state held: the (E, P) gradient buffer with LoRA, or the norm pass's scratch
+    /// (for one example at a time) with full fine-tuning.
+    public var perExampleBytes: Int {
+        materializes ? (perExample?.values.count ?? 0) * MemoryLayout<Float>.stride : normPass.scratchBytes
+    }
 
     /// After the model's forward pass over `batch` (and `logProbs`/`scores`), adds Σ_i c_i ∇ℓ_i into the
     /// trainable gradients, given the objective's ∂(Σ_i ℓ_i)/∂outputs (each example touching only its own
@@ -53,7 +61,10 @@ public final class ClippedGradientSum {
             buffer.reset(examples: E, rowExample: batch.rowExample)
             model.perExample = .gradients(buffer)
             defer { model.perExample = nil }
+            let t0 = Self.now()
             model.backward(dLogProbs: dLogProbs, dScores: dScores)
+            let t1 = Self.now()
+            defer { lastTimings = (t1 - t0, 0, Self.now() - t1) }
             let squared = PerExampleClipping.squaredRowNorms(buffer.values.pointer, examples: E, parameters: P)
             let factors = PerExampleClipping.clipFactors(squaredNorms: squared, maxNorm: maxNorm)
             PerExampleClipping.accumulateClippedSum(into: model.trainable.gradients.pointer, perExample: buffer.values.pointer,
@@ -62,11 +73,17 @@ public final class ClippedGradientSum {
         }
         normPass.begin(time: batch.batch.length, lengths: batch.batch.lengths, rowExample: batch.rowExample, examples: E)
         model.perExample = .norms(normPass)
+        let t0 = Self.now()
+        normPass.seconds = 0
         model.backward(dLogProbs: dLogProbs, dScores: dScores)
         model.perExample = nil
+        let t1 = Self.now()
         let squared = normPass.squaredNorms
         let factors = PerExampleClipping.clipFactors(squaredNorms: squared, maxNorm: maxNorm)
         model.clippedBackward(rowFactors: batch.rowExample.map { Float(factors[$0]) })
+        lastTimings = (t1 - t0, normPass.seconds, Self.now() - t1)
         return squared.map { $0.squareRoot() }
     }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }

@@ -29,6 +29,19 @@ public final class GhostNormPass: PerExampleNormObserver {
 
     public init(method: PerExampleNormMethod = .automatic) { self.method = method }
 
+    /// Seconds spent in this observer's arithmetic since the caller last set it (profiling).
+    public var seconds = 0.0
+    private func timed(_ body: () -> Void) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    }
+
+    /// Bytes of per-example working memory held: Gram matrices and materialised gradients of the largest
+    /// example so far (reused from example to example), and the tied head's inputs of the current pass.
+    public var scratchBytes: Int { scratch.bytes + maxTiedCopyBytes }
+    private var maxTiedCopyBytes = 0
+
     /// Starts a pass over a batch of rows of `lengths` valid tokens padded to `time`, row b of example rowExample[b].
     public func begin(time T: Int, lengths: [Int], rowExample: [Int], examples E: Int) {
         precondition(lengths.count == rowExample.count, "GhostNormPass: \(lengths.count) lengths for \(rowExample.count) rows")
@@ -42,64 +55,75 @@ public final class GhostNormPass: PerExampleNormObserver {
     private var examples: Int { squaredNorms.count }
 
     public func linear(inputs: ConstFloatPtr, outputGradients: ConstFloatPtr, inFeatures: Int, outFeatures: Int) {
-        for e in 0..<examples {
-            squaredNorms[e] += PerExampleRowNorms.linearSquaredNorm(inputs: inputs, outputGradients: outputGradients, rows: tokenRows[e],
-                                                                    inputFeatures: inFeatures, outputFeatures: outFeatures,
-                                                                    method: method, scratch: scratch)
+        timed {
+            for e in 0..<examples {
+                squaredNorms[e] += PerExampleRowNorms.linearSquaredNorm(inputs: inputs, outputGradients: outputGradients, rows: tokenRows[e],
+                                                                        inputFeatures: inFeatures, outputFeatures: outFeatures,
+                                                                        method: method, scratch: scratch)
+            }
         }
     }
 
     public func rmsNorm(inputs: ConstFloatPtr, rstd: ConstFloatPtr, outputGradients: ConstFloatPtr, channels: Int) {
-        for e in 0..<examples {
-            squaredNorms[e] += PerExampleRowNorms.rmsNormSquaredNorm(inputs: inputs, rstd: rstd, outputGradients: outputGradients,
-                                                                     rows: tokenRows[e], channels: channels)
+        timed {
+            for e in 0..<examples {
+                squaredNorms[e] += PerExampleRowNorms.rmsNormSquaredNorm(inputs: inputs, rstd: rstd, outputGradients: outputGradients,
+                                                                         rows: tokenRows[e], channels: channels)
+            }
         }
     }
 
     public func lmHead(inputs: ConstFloatPtr, logitGradients: ConstFloatPtr, targets: TokenTargets, vocabulary: Int, channels: Int,
                        tiedToEmbedding: Bool) {
-        // The head positions of each batch row are one run of the targets (they are listed row by row).
-        var runs: [Int: Range<Int>] = [:]
-        for (n, b) in targets.sequence.enumerated() { runs[b] = (runs[b]?.lowerBound ?? n)..<(n + 1) }
-        let headRows: [ExampleRows] = rowsOfExample.map { rows in rows.compactMap { runs[$0] } }
-        if tiedToEmbedding {
-            let copy = FloatBuffer(count: targets.count * channels)                                     // (N, C)
-            copy.pointer.update(from: inputs, count: targets.count * channels)
-            tiedHead = (copy, logitGradients, headRows)
-            return
-        }
-        for e in 0..<examples {
-            squaredNorms[e] += PerExampleRowNorms.linearSquaredNorm(inputs: inputs, outputGradients: logitGradients, rows: headRows[e],
-                                                                    inputFeatures: channels, outputFeatures: vocabulary,
-                                                                    method: method, scratch: scratch)
+        timed {
+            // The head positions of each batch row are one run of the targets (they are listed row by row).
+            var runs: [Int: Range<Int>] = [:]
+            for (n, b) in targets.sequence.enumerated() { runs[b] = (runs[b]?.lowerBound ?? n)..<(n + 1) }
+            let headRows: [ExampleRows] = rowsOfExample.map { rows in rows.compactMap { runs[$0] } }
+            if tiedToEmbedding {
+                let copy = FloatBuffer(count: targets.count * channels)                                     // (N, C)
+                maxTiedCopyBytes = max(maxTiedCopyBytes, copy.count * MemoryLayout<Float>.stride)
+                copy.pointer.update(from: inputs, count: targets.count * channels)
+                tiedHead = (copy, logitGradients, headRows)
+                return
+            }
+            for e in 0..<examples {
+                squaredNorms[e] += PerExampleRowNorms.linearSquaredNorm(inputs: inputs, outputGradients: logitGradients, rows: headRows[e],
+                                                                        inputFeatures: channels, outputFeatures: vocabulary,
+                                                                        method: method, scratch: scratch)
+            }
         }
     }
 
     public func scoreHead(features: ConstFloatPtr, lastRows: [Int], dScores: [Float], channels C: Int) {
-        for e in 0..<examples {
-            var g = [Double](repeating: 0, count: C)                                                   // (C)
-            for b in rowsOfExample[e] {
-                let h = features + lastRows[b] * C, d = Double(dScores[b])
-                for c in 0..<C { g[c] += d * Double(h[c]) }
+        timed {
+            for e in 0..<examples {
+                var g = [Double](repeating: 0, count: C)                                                   // (C)
+                for b in rowsOfExample[e] {
+                    let h = features + lastRows[b] * C, d = Double(dScores[b])
+                    for c in 0..<C { g[c] += d * Double(h[c]) }
+                }
+                squaredNorms[e] += g.reduce(0) { $0 + $1 * $1 }
             }
-            squaredNorms[e] += g.reduce(0) { $0 + $1 * $1 }
         }
     }
 
     public func embedding(tokens: [Int32], outputGradients: ConstFloatPtr, channels: Int, vocabulary: Int, tiedToHead: Bool) {
-        tokens.withUnsafeBufferPointer { ids in
-            for e in 0..<examples {
-                if tiedToHead, let head = tiedHead {
-                    squaredNorms[e] += PerExampleRowNorms.tiedEmbeddingSquaredNorm(
-                        headInputs: head.inputs.pointer, headGradients: head.gradients, headRows: head.rows[e], tokens: ids.baseAddress!,
-                        embeddingGradients: outputGradients, tokenRows: tokenRows[e], vocabulary: vocabulary, features: channels,
-                        method: method, scratch: scratch)
-                } else {
-                    squaredNorms[e] += PerExampleRowNorms.embeddingSquaredNorm(tokens: ids.baseAddress!, outputGradients: outputGradients,
-                                                                               rows: tokenRows[e], features: channels)
+        timed {
+            tokens.withUnsafeBufferPointer { ids in
+                for e in 0..<examples {
+                    if tiedToHead, let head = tiedHead {
+                        squaredNorms[e] += PerExampleRowNorms.tiedEmbeddingSquaredNorm(
+                            headInputs: head.inputs.pointer, headGradients: head.gradients, headRows: head.rows[e], tokens: ids.baseAddress!,
+                            embeddingGradients: outputGradients, tokenRows: tokenRows[e], vocabulary: vocabulary, features: channels,
+                            method: method, scratch: scratch)
+                    } else {
+                        squaredNorms[e] += PerExampleRowNorms.embeddingSquaredNorm(tokens: ids.baseAddress!, outputGradients: outputGradients,
+                                                                                   rows: tokenRows[e], features: channels)
+                    }
                 }
             }
+            tiedHead = nil
         }
-        tiedHead = nil
     }
 }
