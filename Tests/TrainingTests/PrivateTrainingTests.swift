@@ -233,6 +233,24 @@ final class PrivateTrainingTests: XCTestCase {
         XCTAssertLessThanOrEqual(try loggedMetrics().last!["dp/epsilon"]!, 3, "the whole run meets ε = 3")
     }
 
+    /// Reward and cost models train privately with LoRA: the score head is clipped with the adapters, the loss is
+    /// finite, and the head moves.
+    func testScoreModelsTrainPrivately() throws {
+        var data = pairs(16, seed: 21)
+        for i in data.indices { data[i].chosenIsSafe = true; data[i].rejectedIsSafe = i % 2 == 0 }
+        for task in [TrainingTask.reward, .cost] {
+            try? FileManager.default.removeItem(at: work.appendingPathComponent("run"))
+            let t = try trainer(config(steps: 3, task: task), data: data, scoreHead: true)
+            let head = t.policy.adapters!.scoreOffset!
+            let before = t.trainable.values.array[head]
+            _ = try t.run()
+            let m = try loggedMetrics()
+            XCTAssertEqual(m.count, 3, "\(task)")
+            XCTAssertTrue(m.allSatisfy { $0["loss"].map(\.isFinite) ?? true }, "\(task): finite losses")
+            XCTAssertNotEqual(t.trainable.values.array[head], before, "\(task): the score head trains")
+        }
+    }
+
     // MARK: - Refusals
 
     func assertRefused(_ key: String, _ body: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) {
