@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "Checkpoints", dependencies: ["Formats", "CZstd"]),
         .target(name: "Training", dependencies: [
-            "Tensors", "Formats", "Models", "Tokenizers", "Datasets", "Alignment", "Distributed", "Checkpoints",
+            "Tensors", "Formats", "Models", "Tokenizers", "Datasets", "Alignment", "Privacy", "Distributed", "Checkpoints",
         ]),
         .target(name: "Rollout", dependencies: ["Tensors", "Models", "Tokenizers", "Datasets", "Distributed"]),
         .target(name: "Pipelines", dependencies: [
@@ -45,7 +45,7 @@ let package = Package(
         ]),
         .target(name: "Evaluation", dependencies: ["Rollout", "Models", "Datasets", "Distributed", "Tokenizers", "Tensors"]),
         .target(name: "Benchmarks", dependencies: [
-            "Training", "Checkpoints", "Models", "Alignment", "Distributed", "Tensors", "Tokenizers", "Datasets",
+            "Training", "Checkpoints", "Models", "Alignment", "Privacy", "Distributed", "Tensors", "Tokenizers", "Datasets",
             "COpenBLAS",
         ]),
         .executableTarget(name: "dualign", dependencies: [
@@ -61,7 +61,8 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "Tensors"]),
         .testTarget(name: "PrivacyTests", dependencies: ["Privacy", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Formats", "Datasets", "Distributed", "Tensors"], exclude: ["Fixtures"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Formats", "Datasets", "Distributed", "Tensors", "Privacy",
+                                                       "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Models", "Tokenizers", "Datasets", "Distributed"]),
         .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Training", "Rollout", "Alignment", "Datasets", "Distributed", "Tokenizers",
                                                          "Models", "Formats", "Tensors", "TestSupport"],

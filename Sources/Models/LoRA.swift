@@ -196,24 +196,36 @@ public final class LoRAAdapters {
     }
 
     /// Backward of `forward`: accumulates dA, dB into the slab's gradients and adds the input gradient into `dx` (R, in).
+    /// With `perExample`, each example's dA, dB go into its row of that buffer instead (row by row over the
+    /// rows' first `lengths[b]` positions, via the buffer's row→example map), and the slab is not touched.
     func backward(layer l: Int, site: LoRASite, input x: ConstFloatPtr, dOutput dy: ConstFloatPtr, dInput dx: FloatPtr,
-                  rows R: Int, stride: Int, time T: Int, dropoutSeeds: [UInt64]?) {
+                  rows R: Int, stride: Int, time T: Int, dropoutSeeds: [UInt64]?,
+                  perExample: PerExampleGradients? = nil, lengths: [Int] = []) {
         guard enabled, let list = bySite[l][site] else { return }
         let r = settings.rank, s = settings.scaling, p = Float(settings.dropout)
         let useDropout = settings.dropout > 0 && dropoutSeeds != nil
+        if perExample != nil { precondition(lengths.count * T == R, "LoRA per-example backward: \(lengths.count) lengths for \(R) rows of \(T)") }
         let dH = FloatBuffer(count: R * r)                                                           // (R, r)
         for i in list {
             let ad = adapters[i], w = slab.values.pointer, gw = slab.gradients.pointer
             let dyCols = dy + ad.column
             // dB += dyᵀ·G; dH = s·(dy·B)
-            Matmul.backward(dinp: dH.pointer, dweight: gw + ad.b, dout: dyCols, inp: saved[i].pointer, weight: w + ad.b,
-                            M: R, N: ad.outFeatures, K: r, ldOut: stride, overwriteInput: true)
+            Matmul.backward(dinp: dH.pointer, dweight: perExample == nil ? gw + ad.b : nil, dout: dyCols, inp: saved[i].pointer,
+                            weight: w + ad.b, M: R, N: ad.outFeatures, K: r, ldOut: stride, overwriteInput: true)
+            if let perExample {
+                // dB_e += dy_bᵀ·G_b over each row b of example e.                                        // (out, r)
+                for (b, length) in lengths.enumerated() where length > 0 {
+                    Matmul.backward(dinp: nil, dweight: perExample.row(perExample.rowExample[b]) + ad.b, dout: dyCols + b * T * stride,
+                                    inp: saved[i].pointer + b * T * r, weight: w + ad.b, M: length, N: ad.outFeatures, K: r, ldOut: stride)
+                }
+            }
             for j in 0..<(R * r) { dH.pointer[j] *= s }
+            var xd: FloatBuffer? = nil                                                               // (R, in) x̃ when dropout
             if useDropout, let seeds = dropoutSeeds {
-                let xd = FloatBuffer(count: R * ad.inFeatures), dxd = FloatBuffer(count: R * ad.inFeatures)   // (R, in)
-                dropout(x, into: xd.pointer, adapter: i, rows: R, time: T, seeds: seeds)
-                Matmul.backward(dinp: dxd.pointer, dweight: gw + ad.a, dout: dH.pointer, inp: xd.pointer, weight: w + ad.a,
-                                M: R, N: r, K: ad.inFeatures, overwriteInput: true)
+                let dropped = FloatBuffer(count: R * ad.inFeatures), dxd = FloatBuffer(count: R * ad.inFeatures)   // (R, in)
+                dropout(x, into: dropped.pointer, adapter: i, rows: R, time: T, seeds: seeds)
+                Matmul.backward(dinp: dxd.pointer, dweight: perExample == nil ? gw + ad.a : nil, dout: dH.pointer, inp: dropped.pointer,
+                                weight: w + ad.a, M: R, N: r, K: ad.inFeatures, overwriteInput: true)
                 let inF = ad.inFeatures, keepScale = 1 / (1 - p)
                 parallelFor(R, minimumPerThread: 16) { row in
                     let seed = seeds[row / T], base = (row % T) * inF
@@ -221,9 +233,18 @@ public final class LoRAAdapters {
                         dx[row * inF + c] += dxd.pointer[row * inF + c] * keepScale
                     }
                 }
+                xd = dropped
             } else {
-                Matmul.backward(dinp: dx, dweight: gw + ad.a, dout: dH.pointer, inp: x, weight: w + ad.a,
+                Matmul.backward(dinp: dx, dweight: perExample == nil ? gw + ad.a : nil, dout: dH.pointer, inp: x, weight: w + ad.a,
                                 M: R, N: r, K: ad.inFeatures)
+            }
+            if let perExample {
+                // dA_e += dH_bᵀ·x̃_b over each row b of example e.                                        // (r, in)
+                let xin = xd.map { UnsafePointer($0.pointer) } ?? x
+                for (b, length) in lengths.enumerated() where length > 0 {
+                    Matmul.backward(dinp: nil, dweight: perExample.row(perExample.rowExample[b]) + ad.a, dout: dH.pointer + b * T * r,
+                                    inp: xin + b * T * ad.inFeatures, weight: w + ad.a, M: length, N: r, K: ad.inFeatures)
+                }
             }
         }
     }

@@ -33,6 +33,10 @@ public final class Transformer {
     var bf16Weights: BF16Weights?
     /// The targets of the last `values` call, kept for its backward (ValueHead.swift).
     var lastValueTargets: TokenTargets?
+    /// Per-example work of the following backward passes (DP-SGD; see PerExampleBackward.swift); nil: batch gradients.
+    public var perExample: PerExampleBackward?
+    /// What the last `.norms` backward left for `clippedBackward`.
+    var normPass: NormPassState?
 
     /// Allocates a zero model; `trainable` also allocates gradients and per-block activations.
     public init(config: ModelConfig, trainable: Bool = true) throws {
@@ -175,15 +179,19 @@ public final class Transformer {
     // MARK: backward
 
     /// Accumulates ∂L/∂parameters into `gradients`, given ∂L/∂(log-probs of the last `logProbs` call),
-    /// ∂L/∂(scores) and/or ∂L/∂(values of the last `values` call, (N, H)).
+    /// ∂L/∂(scores) and/or ∂L/∂(values of the last `values` call, (N, H)). With `perExample` set,
+    /// materialises per-example adapter gradients instead, or reports layers for per-example norms and
+    /// computes no parameter gradient (PerExampleBackward.swift); value heads have no per-example path.
     public func backward(dLogProbs: [Float]? = nil, dScores: [Float]? = nil, dValues: [Float]? = nil) {
         precondition(training && (gradients != nil || adapters != nil), "backward on an inference-only model")
         precondition(bf16Weights == nil, "backward inside withBF16Weights: bf16 forwards are for forward-only work")
-        let a = activations!, c = config, B = a.batch, T = a.time, R = B * T
-        let C = c.hiddenSize, F = c.intermediateSize, QKV = c.qkvChannels, A = c.attentionChannels, V = c.vocabSize
-        let dNorm = a.dNorm.pointer, dx = a.dResidual.pointer
-        let lora = adapters, seeds = adapterDropoutSeeds
-        dNorm.update(repeating: 0, count: R * C)
+        if perExampleGradientBuffer != nil { precondition(adapters != nil, "per-example gradients are materialised for LoRA adapters only") }
+        precondition(dValues == nil || (perExampleGradientBuffer == nil && perExampleNormObserver == nil),
+                     "value heads have no per-example backward (DP-SGD)")
+        let a = activations!, c = config, R = a.batch * a.time, C = c.hiddenSize, V = c.vocabSize
+        let observer = perExampleNormObserver
+        a.dNorm.pointer.update(repeating: 0, count: R * C)
+        var headTargets: TokenTargets? = nil
         if let dLogProbs, let targets = lastTargets {
             let h = head!, N = targets.count
             precondition(dLogProbs.count == N)
@@ -193,64 +201,111 @@ public final class Transformer {
                                       targets: t.baseAddress!, positions: N, vocab: V)
                 }
             }
-            // dselected (N, C) = dlogits · E, reusing `selected` after the weight gradient is taken.
-            Matmul.backward(dinp: nil, dweight: g(layout.lmHead), dout: h.logits.pointer, inp: h.selected.pointer,
-                            weight: w(layout.lmHead), M: N, N: V, K: C)
-            Matmul.backward(dinp: h.selected.pointer, dweight: nil, dout: h.logits.pointer, inp: h.selected.pointer,
-                            weight: w(layout.lmHead), M: N, N: V, K: C, overwriteInput: true)
-            for (n, p) in targets.positions.enumerated() {
-                Elementwise.accumulate(dNorm + p * C, h.selected.pointer + n * C, count: C)
-            }
+            observer?.lmHead(inputs: h.selected.pointer, logitGradients: h.logits.pointer, targets: targets, vocabulary: V,
+                             channels: C, tiedToEmbedding: c.tieWordEmbeddings)
+            headBackward(targets, weightGradient: observer == nil)
+            headTargets = targets
             lastTargets = nil
         }
-        if let dScores, let weight = scoreWeight {
-            let gradient = scoreGradient
-            for b in 0..<B {
-                let r = b * T + a.lengths[b] - 1
-                let row = a.finalNorm.pointer + r * C, d = dScores[b]
-                for i in 0..<C {
-                    dNorm[r * C + i] += d * weight[i]
-                    gradient?[i] += d * row[i]
-                }
+        if let dScores { scoreBackward(dScores) }
+        if let dValues { valueHeadBackward(dValues, dNorm: a.dNorm.pointer) }
+        normPass = observer == nil ? nil : NormPassState(targets: headTargets, dScores: dScores)
+        trunkBackward()
+    }
+
+    /// The LM head's backward from ∂L/∂logits (in `head.logits`): the weight gradient (unless a norm pass)
+    /// and the selected rows' input gradients added into dNorm.
+    func headBackward(_ targets: TokenTargets, weightGradient: Bool) {
+        let a = activations!, h = head!, N = targets.count, C = config.hiddenSize, V = config.vocabSize
+        let dNorm = a.dNorm.pointer
+        // dselected (N, C) = dlogits · E, reusing `selected` after the weight gradient is taken.
+        if weightGradient {
+            Matmul.backward(dinp: nil, dweight: g(layout.lmHead), dout: h.logits.pointer, inp: h.selected.pointer,
+                            weight: w(layout.lmHead), M: N, N: V, K: C)
+        }
+        Matmul.backward(dinp: h.selected.pointer, dweight: nil, dout: h.logits.pointer, inp: h.selected.pointer,
+                        weight: w(layout.lmHead), M: N, N: V, K: C, overwriteInput: true)
+        for (n, p) in targets.positions.enumerated() {
+            Elementwise.accumulate(dNorm + p * C, h.selected.pointer + n * C, count: C)
+        }
+    }
+
+    /// The score head's backward: input gradients into dNorm; the weight gradient into the slab, into the
+    /// per-example buffer, or reported to the norm observer.
+    func scoreBackward(_ dScores: [Float]) {
+        guard let weight = scoreWeight else { return }
+        let a = activations!, B = a.batch, T = a.time, C = config.hiddenSize, dNorm = a.dNorm.pointer
+        let observer = perExampleNormObserver, perExampleBuffer = perExampleGradientBuffer
+        let gradient = observer == nil && perExampleBuffer == nil ? scoreGradient : nil
+        for b in 0..<B {
+            let r = b * T + a.lengths[b] - 1
+            let row = a.finalNorm.pointer + r * C, d = dScores[b]
+            let exampleGradient = perExampleBuffer.map { $0.row($0.rowExample[b]) + adapters!.scoreOffset! }
+            for i in 0..<C {
+                dNorm[r * C + i] += d * weight[i]
+                gradient?[i] += d * row[i]
+                exampleGradient?[i] += d * row[i]
             }
         }
-        if let dValues { valueHeadBackward(dValues, dNorm: dNorm) }
+        observer?.scoreHead(features: a.finalNorm.pointer, lastRows: (0..<B).map { $0 * T + a.lengths[$0] - 1 }, dScores: dScores,
+                            channels: C)
+    }
+
+    /// Backward from dNorm (∂L/∂ final-norm output) through the final norm, the blocks and the embedding.
+    func trunkBackward() {
+        let a = activations!, c = config, B = a.batch, T = a.time, R = B * T
+        let C = c.hiddenSize, F = c.intermediateSize, QKV = c.qkvChannels, A = c.attentionChannels
+        let dNorm = a.dNorm.pointer, dx = a.dResidual.pointer
+        let lora = adapters, seeds = adapterDropoutSeeds
+        let observer = perExampleNormObserver, exampleGradients = perExampleGradientBuffer
+        // Weight gradients: none in a norm pass (the observer sees each layer instead).
+        func wg(_ offset: Int) -> FloatPtr? { observer == nil ? g(offset) : nil }
         dx.update(repeating: 0, count: R * C)
-        RMSNorm.backward(dinp: dx, dweight: g(layout.finalNorm), dout: dNorm, inp: a.residual(c.numLayers).pointer,
+        RMSNorm.backward(dinp: dx, dweight: wg(layout.finalNorm), dout: dNorm, inp: a.residual(c.numLayers).pointer,
                          weight: w(layout.finalNorm), rstd: a.finalRstd.pointer, rows: R, channels: C)
+        observer?.rmsNorm(inputs: a.residual(c.numLayers).pointer, rstd: a.finalRstd.pointer, outputGradients: dNorm, channels: C)
         let shape = AttentionShape(batch: B, time: T, heads: c.numHeads, kvHeads: c.numKVHeads, headSize: c.headSize)
         for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
             let o = layout.blocks[l], s = a.block(l)
             // MLP: dx holds ∂L/∂y; y = middle + Wdown · hidden.
-            Matmul.backward(dinp: a.dHidden.pointer, dweight: g(o.down), dout: dx, inp: s.hidden.pointer, weight: w(o.down),
+            Matmul.backward(dinp: a.dHidden.pointer, dweight: wg(o.down), dout: dx, inp: s.hidden.pointer, weight: w(o.down),
                             M: R, N: C, K: F, overwriteInput: true)
+            observer?.linear(inputs: s.hidden.pointer, outputGradients: dx, inFeatures: F, outFeatures: C)
             lora?.backward(layer: l, site: .down, input: s.hidden.pointer, dOutput: dx, dInput: a.dHidden.pointer, rows: R, stride: C,
-                           time: T, dropoutSeeds: seeds)
+                           time: T, dropoutSeeds: seeds, perExample: exampleGradients, lengths: a.lengths)
             SwiGLU.backward(dgateUp: a.dGateUp.pointer, dout: a.dHidden.pointer, gateUp: s.gateUp.pointer, rows: R, features: F)
-            Matmul.backward(dinp: dNorm, dweight: g(o.gateUp), dout: a.dGateUp.pointer, inp: s.mlpNorm.pointer,
+            Matmul.backward(dinp: dNorm, dweight: wg(o.gateUp), dout: a.dGateUp.pointer, inp: s.mlpNorm.pointer,
                             weight: w(o.gateUp), M: R, N: 2 * F, K: C, overwriteInput: true)
+            observer?.linear(inputs: s.mlpNorm.pointer, outputGradients: a.dGateUp.pointer, inFeatures: C, outFeatures: 2 * F)
             lora?.backward(layer: l, site: .gateUp, input: s.mlpNorm.pointer, dOutput: a.dGateUp.pointer, dInput: dNorm, rows: R,
-                           stride: 2 * F, time: T, dropoutSeeds: seeds)
-            RMSNorm.backward(dinp: dx, dweight: g(o.mlpNorm), dout: dNorm, inp: s.middle.pointer, weight: w(o.mlpNorm),
+                           stride: 2 * F, time: T, dropoutSeeds: seeds, perExample: exampleGradients, lengths: a.lengths)
+            RMSNorm.backward(dinp: dx, dweight: wg(o.mlpNorm), dout: dNorm, inp: s.middle.pointer, weight: w(o.mlpNorm),
                              rstd: s.mlpRstd.pointer, rows: R, channels: C)
+            observer?.rmsNorm(inputs: s.middle.pointer, rstd: s.mlpRstd.pointer, outputGradients: dNorm, channels: C)
             // Attention: dx holds ∂L/∂middle; middle = x + Wo · attention.
-            Matmul.backward(dinp: a.dAttention.pointer, dweight: g(o.output), dout: dx, inp: s.attention.pointer,
+            Matmul.backward(dinp: a.dAttention.pointer, dweight: wg(o.output), dout: dx, inp: s.attention.pointer,
                             weight: w(o.output), M: R, N: C, K: A, overwriteInput: true)
+            observer?.linear(inputs: s.attention.pointer, outputGradients: dx, inFeatures: A, outFeatures: C)
             lora?.backward(layer: l, site: .output, input: s.attention.pointer, dOutput: dx, dInput: a.dAttention.pointer, rows: R,
-                           stride: C, time: T, dropoutSeeds: seeds)
+                           stride: C, time: T, dropoutSeeds: seeds, perExample: exampleGradients, lengths: a.lengths)
             a.dQKV.zero()
             Attention.backward(dqkv: a.dQKV.pointer, dout: a.dAttention.pointer, att: s.probabilities.pointer,
                                qkv: s.qkv.pointer, shape: shape)
             Rotary.apply(a.dQKV.pointer, rows: R, rowStride: QKV, heads: c.numHeads + c.numKVHeads, sequenceLength: T,
                          table: rotary, layout: c.ropeLayout, inverse: true)
-            Matmul.backward(dinp: dNorm, dweight: g(o.qkv), dout: a.dQKV.pointer, inp: s.attentionNorm.pointer,
+            Matmul.backward(dinp: dNorm, dweight: wg(o.qkv), dout: a.dQKV.pointer, inp: s.attentionNorm.pointer,
                             weight: w(o.qkv), M: R, N: QKV, K: C, overwriteInput: true)
+            observer?.linear(inputs: s.attentionNorm.pointer, outputGradients: a.dQKV.pointer, inFeatures: C, outFeatures: QKV)
             lora?.backward(layer: l, site: .qkv, input: s.attentionNorm.pointer, dOutput: a.dQKV.pointer, dInput: dNorm, rows: R,
-                           stride: QKV, time: T, dropoutSeeds: seeds)
-            RMSNorm.backward(dinp: dx, dweight: g(o.attentionNorm), dout: dNorm, inp: a.residual(l).pointer,
+                           stride: QKV, time: T, dropoutSeeds: seeds, perExample: exampleGradients, lengths: a.lengths)
+            RMSNorm.backward(dinp: dx, dweight: wg(o.attentionNorm), dout: dNorm, inp: a.residual(l).pointer,
                              weight: w(o.attentionNorm), rstd: s.attentionRstd.pointer, rows: R, channels: C)
+            observer?.rmsNorm(inputs: a.residual(l).pointer, rstd: s.attentionRstd.pointer, outputGradients: dNorm, channels: C)
         }
-        if let dtable = g(layout.embedding) {
+        if let observer, g(layout.embedding) != nil {
+            observer.embedding(tokens: a.tokens, outputGradients: dx, channels: C, vocabulary: c.vocabSize,
+                               tiedToHead: c.tieWordEmbeddings)
+        } else if let dtable = g(layout.embedding) {
             a.tokens.withUnsafeBufferPointer { Embedding.backward(dtable: dtable, dout: dx, tokens: $0.baseAddress!, rows: R, channels: C) }
         }
     }

@@ -89,11 +89,26 @@ public final class GaussianNoiseSource {
             for i in 0..<count { values[i] += Float(std * rng.nextNormal()) }
             generator = .seeded(rng)
         case .secure(let source):
-            _ = Self.normalPair(source)                             // discarded, as Opacus discards its first draw
-            for i in 0..<count {
-                let (z1, z2) = Self.normalPair(source), (z3, z4) = Self.normalPair(source)
-                values[i] += Float(std * (z1 + z2 + z3 + z4) / 2)
+            // Large slabs (full fine-tuning: every parameter) are cut into one contiguous part per thread, each
+            // drawn from its own CSPRNG stream (a stream per part: the OS generator is read independently).
+            let parts = count >= Self.parallelThreshold ? max(1, ThreadPool.threads) : 1
+            if parts == 1 { Self.addSecureNoise(to: values, count: count, standardDeviation: std, source: source); return }
+            parallelFor(parts) { p in
+                let lo = p * count / parts, hi = (p + 1) * count / parts
+                Self.addSecureNoise(to: values + lo, count: hi - lo, standardDeviation: std, source: p == 0 ? source : SecureRandomSource())
             }
+        }
+    }
+
+    /// Slabs from this many values up are drawn by several threads (secure mode).
+    static let parallelThreshold = 1 << 18
+
+    /// Adds (z₁ + z₂ + z₃ + z₄)/2 · std from `source` to each value, after one discarded draw.
+    private static func addSecureNoise(to values: FloatPtr, count: Int, standardDeviation std: Double, source: SecureRandomSource) {
+        _ = normalPair(source)                                      // discarded, as Opacus discards its first draw
+        for i in 0..<count {
+            let (z1, z2) = normalPair(source), (z3, z4) = normalPair(source)
+            values[i] += Float(std * (z1 + z2 + z3 + z4) / 2)
         }
     }
 

@@ -141,6 +141,12 @@ public protocol TrainingObjective: AnyObject {
     func checkpointState() throws -> Data?
     /// Restores what `checkpointState` returned.
     func restore(checkpointState: Data) throws
+    /// Whether DP-SGD's accounting holds for this objective under `config`: nil when it does, else the
+    /// setting that breaks it (named) and why. It holds when ℓ_i depends on example i's own data and on
+    /// public or differentially private quantities only (no batch statistics, no model trained without DP on
+    /// the same private data), and each sampled example is used in one step's gradient only. The trainer
+    /// asks before a run with `dp` starts; the default refuses (an objective must declare itself).
+    func privacyRefusal(config: RunConfig) -> RunConfigError?
 }
 
 extension TrainingObjective {
@@ -151,4 +157,7 @@ extension TrainingObjective {
     public func endStep(_ plan: StepPlan, metrics: inout [String: Double], context: ObjectiveContext) throws -> Bool { true }
     public func checkpointState() throws -> Data? { nil }
     public func restore(checkpointState: Data) throws {}
+    public func privacyRefusal(config: RunConfig) -> RunConfigError? {
+        RunConfigError(key: "dp", message: "the \(name) objective has not declared that its per-example losses fit DP-SGD's accounting (Objective.privacyRefusal); it cannot train with dp")
+    }
 }

@@ -34,6 +34,9 @@ public class PairObjective: TrainingObjective {
     public func beginStep(_ plan: inout StepPlan, context: ObjectiveContext) throws {}
     public func checkpointState() throws -> Data? { nil }
     public func restore(checkpointState: Data) throws {}
+    /// A pair's loss reads its own rows, its fixed reference log-probs (the initial or a given model, not
+    /// trained on this data during the run) and the loss settings: per-example, so DP-SGD's accounting holds.
+    public func privacyRefusal(config: RunConfig) -> RunConfigError? { nil }
 
     public func microBatch(_ examples: [Int], split: ExampleSplit) throws -> MicroBatch {
         let all = pairs(split)
@@ -68,8 +71,10 @@ public class PairObjective: TrainingObjective {
     }
 }
 
-/// Supervised fine-tuning on the chosen responses: the mean next-token loss over every response token
-/// of the global batch (not per micro-batch, so accumulation and ranks do not change the weighting).
+/// Supervised fine-tuning on the chosen responses. `sft.normalization: tokens` (the default): the mean
+/// next-token loss over every response token of the global batch (not per micro-batch, so accumulation and
+/// ranks do not change the weighting). `example`: each example's mean over its own response tokens, then the
+/// mean over examples — the form DP-SGD needs.
 public final class SFTObjective: PairObjective {
     /// Response tokens of the current step's global batch.
     private var stepTokens = 1
@@ -90,7 +95,29 @@ public final class SFTObjective: PairObjective {
         globalExamples = plan.global.count
     }
 
+    /// Refuses the global-token normalisation under DP: there ℓ_i = (G/N)·Σ_{t∈i} −log p_t, and N, the response
+    /// tokens of the whole batch, depends on the other examples' lengths (and G on the Poisson batch size), so
+    /// example i's gradient is not a function of example i alone: adding or removing one example rescales
+    /// every other example's gradient, and the clipped-sum sensitivity C no longer bounds the change.
+    public override func privacyRefusal(config: RunConfig) -> RunConfigError? {
+        guard config.sft.normalization == .tokens else { return nil }
+        return RunConfigError(key: "sft.normalization", message: "SFT's default loss is the mean over the response tokens of the whole batch, which makes each example's gradient depend on the other examples' lengths; DP-SGD's per-example clipping bounds one example's effect only when its loss is its own. Set sft.normalization: example (each example's mean over its own tokens) to train SFT with dp")
+    }
+
     public override func evaluate(_ batch: MicroBatch, outputs: ModelOutputs, split: ExampleSplit) throws -> ObjectiveResult {
+        if config.sft.normalization == .example {
+            // ℓ_i = −(1/n_i)·Σ_{t∈i} log p_t over example i's n_i response tokens.
+            var counts = [Int](repeating: 0, count: batch.examples.count)
+            for r in outputs.targets.sequence { counts[batch.rowExample[r]] += 1 }
+            var losses = [Double](repeating: 0, count: batch.examples.count)
+            var d = [Float](repeating: 0, count: outputs.targets.count)
+            for (n, r) in outputs.targets.sequence.enumerated() {
+                let e = batch.rowExample[r], w = 1 / Double(counts[e])
+                losses[e] -= w * Double(outputs.logProbs[n])
+                d[n] = Float(-w)
+            }
+            return ObjectiveResult(losses: losses, dLogProbs: d)
+        }
         // ℓ_i = (G / N)·Σ_{t∈i} −log p_t, so (1/G)·Σ_i ℓ_i = Σ_t −log p_t / N over the N tokens of the G examples.
         let weight = split == .train ? Double(globalExamples) / Double(stepTokens) : Double(evalCount) / Double(evalTokens)
         var losses = [Double](repeating: 0, count: batch.examples.count)

@@ -40,6 +40,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var ppo: PPOConfig = PPOConfig()
     /// LoRA adapters instead of full fine-tuning (rank 0: off).
     public var lora: LoRAConfig = LoRAConfig()
+    /// Supervised fine-tuning's loss normalisation.
+    public var sft: SFTConfig = SFTConfig()
+    /// Differentially private training (DP-SGD); off unless dp.epsilon or dp.noiseMultiplier is given.
+    public var dp: PrivacyConfig = PrivacyConfig()
     public var checkpoint: CheckpointConfig = CheckpointConfig()
     public var evaluation: EvaluationConfig = EvaluationConfig()
     public var distributed: DistributedConfig = DistributedConfig()
@@ -75,6 +79,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
             if !(lora.dropout >= 0 && lora.dropout < 1) { throw fail("lora.dropout", "must be in [0, 1), got \(lora.dropout)") }
             if lora.targets.isEmpty { throw fail("lora.targets", "name at least one of \(LoRATarget.allCases.map(\.rawValue).joined(separator: ", "))") }
         }
+        try dp.validate()
         if checkpoint.every < 0 || checkpoint.keepLast < 1 { throw fail("checkpoint", "every must be ≥ 0 and keepLast ≥ 1") }
         if evaluation.every < 0 { throw fail("evaluation.every", "must be ≥ 0 (0: only at the end)") }
         if !(distributed.collectiveTimeout > 0) { throw fail("distributed.collectiveTimeout", "must be positive seconds") }
@@ -169,6 +174,19 @@ public struct LoRAConfig: Codable, Equatable, Sendable {
     public func settings(seed: UInt64) -> LoRASettings {
         LoRASettings(rank: rank, alpha: alpha, dropout: dropout, targets: targets, seed: seed)
     }
+}
+
+/// How SFT weighs response tokens.
+public enum SFTNormalization: String, Codable, Sendable {
+    /// Every response token of the global batch alike (the mean over the batch's tokens).
+    case tokens
+    /// Every example alike (each example's mean over its tokens, then the mean over examples); needed by dp.
+    case example
+}
+
+public struct SFTConfig: Codable, Equatable, Sendable {
+    public var normalization: SFTNormalization = .tokens
+    public init() {}
 }
 
 public struct ScoreModelConfig: Codable, Equatable, Sendable {

@@ -54,6 +54,7 @@ public enum RunConfigLoader {
         c.ppo.missingEOSPenalty = 0
         c.ppo.criticModel = ""
         c.ppo.stopTokenIDs = []
+        c.dp = .everyKey
         return try JSONSerialization.jsonObject(with: JSONEncoder().encode(c)) as! [String: Any]
     }
 

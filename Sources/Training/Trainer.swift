@@ -59,6 +59,8 @@ public final class Trainer {
     let reference: Transformer?
     /// Extra string fields for every checkpoint manifest (an alignment pipeline's stage, λ and inputs hash).
     public var checkpointFields: [String: String] = [:]
+    /// DP-SGD (the `dp` section): the plan, accountant, noise and sampling; nil for a non-private run.
+    let privacy: PrivateTraining?
 
     /// The trainable parameters (the whole model, or LoRA adapters and heads).
     var trainable: ParameterSlab { policy.trainable }
@@ -66,15 +68,18 @@ public final class Trainer {
     /// Builds the run on every rank for the objective of `config.task`, loading its pairs.
     public convenience init(config: RunConfig, communicator comm: Communicator, model loaded: LoadedModel, template: ChatTemplate?,
                             baseDirectory: URL? = nil, reference: Transformer? = nil) throws {
-        let data = try TrainingData.load(config, template: template, baseDirectory: baseDirectory)
+        var data = try TrainingData.load(config, template: template, baseDirectory: baseDirectory)
+        // A private stage of a split trains on its own rows only (PrivateSplits.swift).
+        let splitNote = try PrivateStageRows.select(config, data: &data, baseDirectory: baseDirectory)
         let pad = Int32(loaded.tokenizer?.padTokenID ?? loaded.tokenizer?.eosTokenID ?? 0)
         try self.init(config: config, communicator: comm, model: loaded,
-                      objective: config.task.objective(config: config, data: data, padToken: pad), reference: reference)
+                      objective: config.task.objective(config: config, data: data, padToken: pad), reference: reference,
+                      notes: splitNote.map { [$0] } ?? [])
     }
 
     /// Builds the run on every rank: rank 0's config, rank 0's weights broadcast, the objective's data on each rank.
     public init(config: RunConfig, communicator comm: Communicator, model loaded: LoadedModel, objective: TrainingObjective,
-                reference: Transformer? = nil) throws {
+                reference: Transformer? = nil, notes: [String] = []) throws {
         self.config = config
         self.reference = reference
         self.comm = comm
@@ -91,15 +96,25 @@ public final class Trainer {
         let o = config.optimizer
         adam = AdamW(parameterCount: policy.trainable.count,
                      config: AdamWConfig(learningRate: o.learningRate, beta1: o.beta1, beta2: o.beta2, epsilon: o.epsilon, weightDecay: o.weightDecay))
-        let parts = comm.size * o.microBatchSize
-        guard o.globalBatchSize % parts == 0 else {
-            throw RunConfigError(key: "optimizer.globalBatchSize",
-                                 message: "\(o.globalBatchSize) examples do not split over \(comm.size) rank(s) × microBatchSize \(o.microBatchSize); use a multiple of \(parts)")
+        if config.dp.isEnabled {
+            // Private: Poisson batches of rate q replace the fixed global batch (the sampler is kept for the cursor only).
+            if let refusal = objective.privacyRefusal(config: config) { throw refusal }
+            let plan = try PrivacyPlan.resolve(config, datasetSize: objective.trainCount)
+            privacy = try PrivateTraining(plan: plan, model: policy, seed: config.seed)
+            sampler = try GlobalBatchSampler(datasetSize: objective.trainCount, globalBatchSize: 1, seed: config.seed)
+            totalSteps = plan.steps
+        } else {
+            privacy = nil
+            let parts = comm.size * o.microBatchSize
+            guard o.globalBatchSize % parts == 0 else {
+                throw RunConfigError(key: "optimizer.globalBatchSize",
+                                     message: "\(o.globalBatchSize) examples do not split over \(comm.size) rank(s) × microBatchSize \(o.microBatchSize); use a multiple of \(parts)")
+            }
+            sampler = try GlobalBatchSampler(datasetSize: objective.trainCount, globalBatchSize: o.globalBatchSize, worldSize: comm.size,
+                                             accumulationSteps: o.globalBatchSize / parts, seed: config.seed)
+            let stepsPerEpoch = objective.trainCount / o.globalBatchSize
+            totalSteps = o.maxSteps > 0 ? o.maxSteps : max(1, Int((Double(stepsPerEpoch) * o.epochs).rounded(.up)))
         }
-        sampler = try GlobalBatchSampler(datasetSize: objective.trainCount, globalBatchSize: o.globalBatchSize, worldSize: comm.size,
-                                         accumulationSteps: o.globalBatchSize / parts, seed: config.seed)
-        let stepsPerEpoch = objective.trainCount / o.globalBatchSize
-        totalSteps = o.maxSteps > 0 ? o.maxSteps : max(1, Int((Double(stepsPerEpoch) * o.epochs).rounded(.up)))
         guard let kind = LearningRateSchedule.Kind(rawValue: o.schedule) else {
             throw RunConfigError(key: "optimizer.schedule", message: "unknown schedule \(o.schedule); choose constant, linear or cosine")
         }
@@ -115,7 +130,13 @@ public final class Trainer {
         if comm.rank == 0 {
             try RunConfigLoader.json(config).write(to: dir.appendingPathComponent("config.resolved.json"), atomically: true, encoding: .utf8)
             log.note("data: \(objective.trainCount) training examples, \(objective.evalCount) held-out; \(objective.dataReport)")
-            log.note("batch: \(o.globalBatchSize) examples/step = \(comm.size) rank(s) × \(sampler.accumulationSteps) micro-step(s) × \(o.microBatchSize); \(totalSteps) steps; training \(policy.trainableDescription)")
+            for line in notes { log.note(line) }
+            if let privacy {
+                log.note("batch: Poisson, expected \(String(format: "%.4g", privacy.plan.expectedBatchSize)) examples/step over \(comm.size) rank(s), physical batches of ≤ \(privacy.plan.physicalBatchSize); \(totalSteps) steps; training \(policy.trainableDescription)")
+                notePrivacy(privacy)
+            } else {
+                log.note("batch: \(o.globalBatchSize) examples/step = \(comm.size) rank(s) × \(sampler.accumulationSteps) micro-step(s) × \(o.microBatchSize); \(totalSteps) steps; training \(policy.trainableDescription)")
+            }
         }
     }
 
@@ -141,16 +162,26 @@ public final class Trainer {
         }
         while step < totalSteps {
             let t0 = Date()
-            var plan = StepPlan(step: step, seed: rng.next(), global: sampler.globalBatch(at: cursor),
-                                microBatches: sampler.microBatches(at: cursor, rank: comm.rank))
-            try objective.beginStep(&plan, context: context)
-            var metrics = try trainStep(plan)
-            let applies = try objective.endStep(plan, metrics: &metrics, context: context)
+            var metrics: [String: Double]
+            let gradNorm: Double
+            var applies = true
+            if let privacy {
+                metrics = try privateGradient(privacy, step: step, seed: rng.next())
+                gradNorm = privacy.plan.maxGradNorm.map { clipGradientNorm(trainable.gradients.pointer, count: trainable.count, maxNorm: $0) }
+                    ?? globalGradientNorm(trainable.gradients.pointer, count: trainable.count)
+            } else {
+                var plan = StepPlan(step: step, seed: rng.next(), global: sampler.globalBatch(at: cursor),
+                                    microBatches: sampler.microBatches(at: cursor, rank: comm.rank))
+                try objective.beginStep(&plan, context: context)
+                metrics = try trainStep(plan)
+                applies = try objective.endStep(plan, metrics: &metrics, context: context)
+                gradNorm = clipGradientNorm(trainable.gradients.pointer, count: trainable.count, maxNorm: config.optimizer.maxGradNorm)
+            }
             let lr = schedule.rate(at: step)
-            let gradNorm = clipGradientNorm(trainable.gradients.pointer, count: trainable.count, maxNorm: config.optimizer.maxGradNorm)
             let tokens = metrics.removeValue(forKey: "tokens") ?? 0
             trainTokens += tokens
-            guard metrics["loss"]?.isFinite == true, gradNorm.isFinite else {
+            // (A private step whose Poisson batch is empty has no loss.)
+            guard (metrics["loss"] ?? 0).isFinite, gradNorm.isFinite else {
                 throw TrainingError(message: "stopping at step \(step + 1): non-finite \(gradNorm.isFinite ? "loss" : "gradient norm"); the last complete checkpoint in \(config.outputDir) is intact — lower optimizer.learningRate or check the data")
             }
             if applies {
@@ -162,15 +193,15 @@ public final class Trainer {
             let seconds = Date().timeIntervalSince(t0)
             metrics["grad_norm"] = gradNorm
             metrics["learning_rate"] = Double(lr)
-            // Epochs completed after this step (the cursor wraps to the next epoch at its end).
-            metrics["epoch"] = Double(cursor.samplesConsumed) / Double(max(1, objective.trainCount))
+            // Epochs completed after this step (the cursor wraps to the next epoch at its end; private: expected, q per step).
+            metrics["epoch"] = privacy.map { Double(step) * $0.plan.sampleRate } ?? Double(cursor.samplesConsumed) / Double(max(1, objective.trainCount))
             metrics["tokens_per_s"] = tokens / seconds
             if config.evaluation.every > 0 && step % config.evaluation.every == 0 && objective.evalCount > 0 {
                 evalMetrics = try evaluate()
                 metrics.merge(evalMetrics) { $1 }
             }
             log.write(step: step, metrics)
-            log.progress(step: step, total: totalSteps, loss: metrics["loss"]!, accuracy: metrics["rewards/accuracies"] ?? metrics["accuracy"],
+            log.progress(step: step, total: totalSteps, loss: metrics["loss"] ?? .nan, accuracy: metrics["rewards/accuracies"] ?? metrics["accuracy"],
                          tokensPerSecond: metrics["tokens_per_s"]!)
             last = metrics
             let every = config.checkpoint.every
@@ -216,12 +247,26 @@ public final class Trainer {
     /// One micro-batch: rows, forward, the objective's loss, and (with a scale) backward; returns metric sums,
     /// `loss` (Σ ℓ_i), `count` (examples) and `tokens`.
     func runMicroBatch(_ ids: [Int], split: ExampleSplit, backwardScale: Double?, seed: UInt64 = 0) throws -> [String: Double] {
+        try forwardMicroBatch(ids, split: split, seed: seed, training: backwardScale != nil) { _, result in
+            guard let backwardScale else { return }
+            let s = Float(backwardScale)
+            policy.backward(dLogProbs: result.dLogProbs.isEmpty ? nil : result.dLogProbs.map { $0 * s },
+                            dScores: result.dScores.isEmpty ? nil : result.dScores.map { $0 * s },
+                            dValues: result.dValues.isEmpty ? nil : result.dValues.map { $0 * s })
+        }
+    }
+
+    /// One micro-batch's rows, forward pass and objective, then `backward` with the rows and the objective's
+    /// result while the activations (and, training, the adapter dropout masks) are in place; returns metric
+    /// sums, `loss` (Σ ℓ_i), `count` (examples) and `tokens`.
+    func forwardMicroBatch(_ ids: [Int], split: ExampleSplit, seed: UInt64, training: Bool,
+                           backward: (MicroBatch, ObjectiveResult) throws -> Void) throws -> [String: Double] {
         let batch = try objective.microBatch(ids, split: split)
         let request = objective.request
         // Adapter dropout while training: one seed per row from the step's seed and the row's example id
         // and place in it, so any world size and micro-batching draw the same masks.
         var slot = [Int](repeating: 0, count: batch.examples.count)
-        policy.adapterDropoutSeeds = backwardScale == nil ? nil : batch.rowExample.map { e in
+        policy.adapterDropoutSeeds = !training ? nil : batch.rowExample.map { e in
             defer { slot[e] += 1 }
             return SplitMix64.mix(seed &+ UInt64(truncatingIfNeeded: batch.examples[e] &* 8 &+ slot[e]) &* SplitMix64.golden)
         }
@@ -232,12 +277,7 @@ public final class Trainer {
                                    scores: request.contains(.scores) ? policy.scores() : [],
                                    values: request.contains(.values) ? policy.values(targets) : [])
         let result = try objective.evaluate(batch, outputs: outputs, split: split)
-        if let backwardScale {
-            let s = Float(backwardScale)
-            policy.backward(dLogProbs: result.dLogProbs.isEmpty ? nil : result.dLogProbs.map { $0 * s },
-                            dScores: result.dScores.isEmpty ? nil : result.dScores.map { $0 * s },
-                            dValues: result.dValues.isEmpty ? nil : result.dValues.map { $0 * s })
-        }
+        try backward(batch, result)
         var out = result.metrics
         out["loss"] = result.losses.reduce(0, +)
         out["count"] = Double(ids.count)

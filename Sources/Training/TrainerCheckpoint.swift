@@ -24,6 +24,8 @@ public struct TrainerState: Codable, Equatable, Sendable {
     public var mathKeys: [String: String]?
     /// The identity of the frozen base weights when only adapters are trained (nil: full fine-tuning).
     public var baseModel: String?
+    /// A private run's accountant history, σ, q, δ and noise state (nil: not private).
+    public var privacy: PrivacyCheckpointState?
 }
 
 /// One rank's own state (the random generators of its stochastic parts).
@@ -65,7 +67,7 @@ extension Trainer {
             FaultInjection.checkpointWrite(step: step)
             let state = TrainerState(step: step, adamStep: adam.step, cursor: cursor, configHash: config.trainingHash,
                                      referenceKey: objective.preparedKey, worldSize: comm.size, rngState: rng.state,
-                                     mathKeys: config.mathKeys, baseModel: policy.baseIdentity)
+                                     mathKeys: config.mathKeys, baseModel: policy.baseIdentity, privacy: try privacy?.checkpointState())
             if let extra = try objective.checkpointState() {
                 try pending.writeFile(name: Self.objectiveFile, bytes: extra)
                 wroteObjectiveState = true
@@ -82,6 +84,10 @@ extension Trainer {
             var fields: [String: ManifestValue] = ["step": .int(Int64(step)), "world_size": .int(Int64(comm.size)),
                                                    "config_hash": .string(config.trainingHash)]
             for (k, v) in checkpointFields { fields[k] = .string(v) }
+            if let privacy {
+                fields["dp_noise"] = .string(privacy.isPrivate ? "secure" : "seeded (NOT PRIVATE)")
+                fields["dp_epsilon"] = .string(String(format: "%.6g", try privacy.spentEpsilon()))
+            }
             let done = try store.finalize(step: step, files: files, fields: fields)
             log.note(String(format: "checkpoint %@: %.0f MB/s, compression %.2fx", done.directory.lastPathComponent,
                             lastCheckpointStats["checkpoint/write_mb_per_s"] ?? 0, lastCheckpointStats["checkpoint/ratio"] ?? 0))
@@ -123,6 +129,17 @@ extension Trainer {
         try comm.broadcast(adam.v.pointer, count: adam.v.count, root: 0)
         adam.step = state.adamStep
         cursor = state.cursor
+        switch (privacy, state.privacy) {
+        case (let dp?, let saved?):
+            try dp.restore(saved, completedSteps: state.step)
+            log.note(String(format: "dp: restored the privacy history: ε = %.4g after %d steps; the whole run will spend ε = %.4g", saved.epsilon,
+                            state.step, dp.plan.plannedEpsilon))
+        case (nil, nil): break
+        case (.some, nil):
+            throw RunConfigError(key: "dp", message: "\(config.outputDir) holds a run trained without dp; its steps were not private — use a new outputDir")
+        case (nil, .some):
+            throw RunConfigError(key: "dp", message: "\(config.outputDir) holds a private run; resume it with its dp section, or use a new outputDir")
+        }
         if let r = state.rngState { rng.state = r }
         var extra = objectiveState
         try comm.broadcast(&extra, root: 0)

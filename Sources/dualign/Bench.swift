@@ -69,6 +69,10 @@ struct Bench: ParsableCommand {
     var variants: String?
     @Flag(help: "Print the report as one JSON line.")
     var json = false
+    @Flag(help: "dpo: time the DP-SGD step against the same non-private step, alternately on the same batches (one rank).")
+    var dp = false
+    @Option(parsing: .unconditional, help: "dpo --dp: LoRA rank on every projection (0: full fine-tuning).")
+    var lora = 0
     @OptionGroup var compute: ComputeOptions
 
     /// The HH-RLHF harmless-base test file in the data root ($DUALIGN_DATA), if the variable is set.
@@ -95,7 +99,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         switch kind {
-        case .dpo: try runDPO()
+        case .dpo: try dp ? runPrivateDPO() : runDPO()
         case .generate: try runGenerate()
         case .tokenize: try runTokenize()
         case .checkpoint: try runCheckpoint()
@@ -152,6 +156,34 @@ struct Bench: ParsableCommand {
                 s += "\n             \(f(100 * mfu, 1)) %  of \(f(machine, 1)) GFLOP/s measured fp32 FMA peak of the machine (widest vectors, all threads)"
             }
             return s
+        }
+    }
+
+    // MARK: dpo --dp
+
+    func runPrivateDPO() throws {
+        guard ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] == nil else {
+            throw ValidationError("--dp times one rank; run it without mpirun")
+        }
+        guard lora >= 0 else { throw ValidationError("--lora must be ≥ 0 (0: full fine-tuning)") }
+        try configureThreads(compute.threads, ranks: 1)
+        let name = config ?? "tiny"
+        var model = ModelConfig.presets[name]!
+        model.maxPositions = max(model.maxPositions, seq)
+        let r = try PrivateStepBenchmark.run(configName: name, config: model, loraRank: lora, pairs: pairs ?? (name == "tiny" ? 8 : 2),
+                                             sequenceLength: seq, steps: steps ?? 10, warmup: warmup ?? 3, threads: ThreadPool.threads)
+        try emit(r) {
+            """
+            dualign bench --dp  config=\(r.config)  \(r.loraRank > 0 ? "LoRA r=\(r.loraRank)" : "full fine-tuning")  trainable=\(r.trainable)  pairs=\(r.pairs)  seq=\(r.sequenceLength)  threads=\(r.threads)  (medians of \(r.steps))
+                             non-private   private
+              step           \(f(r.nonPrivateSeconds))         \(f(r.privateSeconds)) s  (private without noise)
+              forward        \(f(r.nonPrivateForwardSeconds))         \(f(r.privateForwardSeconds)) s  (policy + reference, DPO loss)
+              backward       \(f(r.nonPrivateBackwardSeconds))         \(f(r.clippedSumSeconds)) s  (private: per-example norms, clipping, clipped sum)
+                 of which    \(f(r.perExamplePassSeconds)) s per-example pass (norm arithmetic \(f(r.normArithmeticSeconds)) s), \(f(r.clippingSeconds)) s \(r.loraRank > 0 ? "clipped sum" : "clipped backward")
+              noise                        \(f(r.seededNoiseSeconds)) s seeded, \(f(r.secureNoiseSeconds)) s secure (\(r.trainable) values)
+              ratio          \(f(r.medianPairedRatio, 2))× without noise (median of step pairs), \(f(r.ratioSeededNoise, 2))× with seeded noise, \(f(r.ratioSecureNoise, 2))× with secure noise
+              per-example    \(r.perExampleBytes) bytes held (\(f(r.perExampleBytesPerExample / 1e6, 2)) MB per example\(r.loraRank > 0 ? "" : ", scratch reused example to example"))
+            """
         }
     }
 

@@ -66,6 +66,10 @@ struct RunOptions: ParsableArguments {
                 for i in resolved.data.datasets.indices {
                     resolved.data.datasets[i] = try resolved.data.datasets[i].resolved(relativeTo: base)
                 }
+                if let split = resolved.dp.split {
+                    resolved.dp.split = (split as NSString).expandingTildeInPath.hasPrefix("/") ? (split as NSString).expandingTildeInPath
+                        : base.appendingPathComponent(split).standardizedFileURL.path
+                }
                 for i in (resolved.align.prompts ?? []).indices {
                     resolved.align.prompts![i] = try resolved.align.prompts![i].resolved(relativeTo: base)
                 }

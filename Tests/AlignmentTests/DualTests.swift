@@ -547,25 +547,15 @@ final class DualTests: XCTestCase {
         }
     }
 
-    // MARK: Performance (DUALIGN_PERF=1)
+    // MARK: The CAN paper's dual size
 
-    /// 1,000 prompts × 128 samples (the CAN paper's dual sample) solved in well under a second.
-    func testPerformanceThousandPromptsBy128Samples() throws {
-        guard ProcessInfo.processInfo.environment["DUALIGN_PERF"] == "1" else {
-            throw XCTSkip("set DUALIGN_PERF=1 to run the dual benchmark")
-        }
+    /// 1,000 prompts × 128 samples (the CAN paper's dual sample) converge to a stationary point
+    /// (projected gradient below 1e-10); its speed is measured by `dualign bench`, not here.
+    func testThousandPromptsBy128SamplesConverges() throws {
         let problem = try randomProblem(prompts: 1000, samples: 128, constraints: 1, beta: 0.1, seed: 42, margin: 1.0)
-        let start = Date()
         let solution = try problem.solve()
-        let seconds = Date().timeIntervalSince(start)
-        print("dual benchmark: 1000 × 128, λ* = \(solution.lambda[0]), \(solution.iterations) iterations, "
-              + String(format: "%.4f s", seconds))
         XCTAssertLessThan(solution.projectedGradientNorm, 1e-10)
-        #if DEBUG
-        XCTAssertLessThan(seconds, 5.0, "debug build")
-        #else
-        XCTAssertLessThan(seconds, 0.5)
-        #endif
+        XCTAssertGreaterThan(solution.lambda[0], 0, "a margin of 1.0 binds the constraint")
     }
 
     // MARK: Helpers

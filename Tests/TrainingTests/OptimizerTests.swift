@@ -252,52 +252,6 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(decodedConfig, config, "AdamW config JSON round trip")
     }
 
-    // MARK: Performance (printed, not asserted)
-
-    /// AdamW and norm throughput over a 134M-element slab; runs only with DUALIGN_PERF=1.
-    func testAdamWThroughputOn134MFloats() throws {
-        try XCTSkipUnless(ProcessInfo.processInfo.environment["DUALIGN_PERF"] == "1",
-                          "set DUALIGN_PERF=1 to measure AdamW throughput")
-        let count = 134_000_000
-        let optimizer = AdamW(parameterCount: count, config: AdamWConfig())
-        let parameters = FloatBuffer(count: count)
-        let gradients = FloatBuffer(count: count)
-        for i in 0..<count {
-            parameters.pointer[i] = Float(i % 1000) * 1e-3
-            gradients.pointer[i] = Float(i % 997) * 1e-4 - 0.05
-        }
-        let decayRanges = [0..<(count - 1_000_000)]
-        let clock = ContinuousClock()
-
-        // One warm-up step touches every page of m and v.
-        optimizer.update(parameters: parameters.pointer, gradients: UnsafePointer(gradients.pointer), count: count,
-                         learningRate: 1e-5, decayRanges: decayRanges)
-        let repeats = 3
-        let updateTime = clock.measure {
-            for _ in 0..<repeats {
-                optimizer.update(parameters: parameters.pointer, gradients: UnsafePointer(gradients.pointer), count: count,
-                                 learningRate: 1e-5, decayRanges: decayRanges)
-            }
-        }
-        let normTime = clock.measure {
-            for _ in 0..<repeats { _ = globalGradientNorm(UnsafePointer(gradients.pointer), count: count) }
-        }
-        let updateSeconds = seconds(updateTime) / Double(repeats)
-        let normSeconds = seconds(normTime) / Double(repeats)
-        // AdamW reads p, g, m, v and writes p, m, v: 28 bytes per element.
-        print(String(format: "AdamW update, %d floats, %d threads: %.3f s/step, %.2f ns/element, %.1f GB/s",
-                     count, ThreadPool.threads, updateSeconds, updateSeconds * 1e9 / Double(count),
-                     28 * Double(count) / updateSeconds / 1e9))
-        print(String(format: "globalGradientNorm, %d floats: %.3f s, %.1f GB/s",
-                     count, normSeconds, 4 * Double(count) / normSeconds / 1e9))
-    }
-
-    // MARK: Helpers
-
-    private func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
-    }
-
     /// Asserts |actual − expected| ≤ tolerance, naming the quantity, the difference and the tolerance.
     private func assertAbsolutelyClose(_ actual: Double, _ expected: Double, tolerance: Double, _ name: String,
                                        file: StaticString = #filePath, line: UInt = #line) {
