@@ -52,6 +52,18 @@ extension LoadedDataset {
         }
         if let split = options.excludeHeldOutPrompts, split.fraction > 0 {
             func keep(_ prompt: [ChatMessage]) -> Bool { !split.isHeldOut(Self.heldOutKey(prompt)) }
+            func recordCount() -> Int {
+                pairs.count + safetyPairs.count + scoredResponses.count + prompts.count + demonstrations.count + labelledCompletions.count
+            }
+            let before = recordCount()
+            var heldOutPrompts = Set<String>()
+            for p in prompts where !keep(p.prompt) { heldOutPrompts.insert(Self.heldOutKey(p.prompt)) }
+            for p in pairs where !keep(p.prompt) { heldOutPrompts.insert(Self.heldOutKey(p.prompt)) }
+            for d in demonstrations where !keep(d.prompt) { heldOutPrompts.insert(Self.heldOutKey(d.prompt)) }
+            defer {
+                report.leftOutByHeldOutSplit = before - recordCount()
+                report.heldOutSplitPrompts = heldOutPrompts.count
+            }
             pairs = pairs.filter { keep($0.prompt) }
             safetyPairs = safetyPairs.filter { keep($0.prompt) }
             scoredResponses = scoredResponses.filter { keep($0.prompt) }

@@ -10,15 +10,15 @@ import Tensors
 /// Keying by prompt (the default for pairs) keeps all pairs of one prompt on the same side, so
 /// evaluation prompts are unseen in training.
 public struct HeldOutSplit: Equatable, Sendable, Codable {
-    /// The fraction to hold out, in [0, 1).
+    /// The fraction to hold out, in [0, 1] (1: every item, an evaluation-only source).
     public var fraction: Double
     public var seed: UInt64
 
-    /// - Throws: `DatasetError.invalidConfiguration` if the fraction is outside [0, 1).
+    /// - Throws: `DatasetError.invalidConfiguration` if the fraction is outside [0, 1].
     public init(fraction: Double, seed: UInt64 = 0) throws {
-        guard fraction.isFinite, fraction >= 0, fraction < 1 else {
+        guard fraction.isFinite, fraction >= 0, fraction <= 1 else {
             throw DatasetError(.invalidConfiguration, file: "dataset config", field: "evalFraction",
-                               "evalFraction is \(fraction); use a value in [0, 1), e.g. 0.05")
+                               "evalFraction is \(fraction); use a value in [0, 1], e.g. 0.05 (1 holds the whole dataset out)")
         }
         self.fraction = fraction
         self.seed = seed

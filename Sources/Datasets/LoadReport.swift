@@ -38,6 +38,9 @@ public struct LoadReport: Equatable, Sendable, CustomStringConvertible {
     public var skippedUnlabelled = 0
     /// Records dropped because their prompt matches an evaluation prompt (`excludeEvaluationPrompts`).
     public var evaluationOverlap = EvaluationOverlap()
+    /// Records left out by `excludeHeldOutPrompts` (the evaluation's split of this source), and their distinct prompts.
+    public var leftOutByHeldOutSplit = 0
+    public var heldOutSplitPrompts = 0
     /// Pairs dropped because the (truncated) prompt leaves no room for a response within `maxLength`.
     public var droppedPromptTooLong = 0
     /// Pairs whose prompt was left-truncated.
@@ -72,6 +75,9 @@ public struct LoadReport: Equatable, Sendable, CustomStringConvertible {
             parts.append("\(n) \(name)")
         }
         if evaluationOverlap.records > 0 { parts.append("dropped as evaluation overlap: \(evaluationOverlap)") }
+        if leftOutByHeldOutSplit > 0 {
+            parts.append("left out as the evaluation's held-out split: \(leftOutByHeldOutSplit) records, \(heldOutSplitPrompts) prompts")
+        }
         return parts.joined(separator: ", ")
     }
 }

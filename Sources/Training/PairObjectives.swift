@@ -23,7 +23,7 @@ public class PairObjective: TrainingObjective {
     public var request: ModelRequest { .logProbs }
     public var trainCount: Int { data.train.count }
     public var evalCount: Int { data.eval.count }
-    public var dataReport: String { "\(data.report)" }
+    public var dataReport: String { ([data.report.description] + data.sourceReports).joined(separator: "\n  ") }
     public var evalMetricKeys: Set<String>? { nil }
     public var preparedKey: String { "" }
 

@@ -66,7 +66,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
         let o = optimizer
         if o.globalBatchSize < 1 { throw fail("optimizer.globalBatchSize", "must be at least 1") }
         if o.microBatchSize < 1 { throw fail("optimizer.microBatchSize", "must be at least 1") }
-        if o.maxSteps < 1 && o.epochs <= 0 { throw fail("optimizer.maxSteps", "give maxSteps ≥ 1 or epochs > 0") }
+        if o.maxSteps < 0 || o.epochs < 0 { throw fail(o.maxSteps < 0 ? "optimizer.maxSteps" : "optimizer.epochs", "must be ≥ 0") }
+        // maxSteps 0 with epochs 0 (both written) is an evaluation-only run: the held-out pairs are evaluated, nothing is trained.
+        if o.maxSteps == 0 && o.epochs == 0 && !data.datasets.contains(where: { $0.evalFraction > 0 }) {
+            throw fail("optimizer.maxSteps", "give maxSteps ≥ 1 or epochs > 0 (maxSteps 0 with epochs 0 evaluates only, and needs a dataset with evalFraction > 0)")
+        }
         if !(o.learningRate > 0) { throw fail("optimizer.learningRate", "must be positive, got \(o.learningRate)") }
         if o.warmupSteps < 0 { throw fail("optimizer.warmupSteps", "must be ≥ 0") }
         if !(o.maxGradNorm > 0) { throw fail("optimizer.maxGradNorm", "must be positive (use a large value to disable clipping)") }
@@ -94,7 +98,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         }
         for (i, d) in data.datasets.enumerated() {
             if d.paths.isEmpty { throw fail("data.datasets[\(i)].paths", "list at least one file") }
-            if !(d.evalFraction >= 0 && d.evalFraction < 1) { throw fail("data.datasets[\(i)].evalFraction", "must be in [0, 1)") }
+            if !(d.evalFraction >= 0 && d.evalFraction <= 1) { throw fail("data.datasets[\(i)].evalFraction", "must be in [0, 1] (1: the whole dataset is held out)") }
         }
     }
 

@@ -113,7 +113,8 @@ public final class Trainer {
             sampler = try GlobalBatchSampler(datasetSize: objective.trainCount, globalBatchSize: o.globalBatchSize, worldSize: comm.size,
                                              accumulationSteps: o.globalBatchSize / parts, seed: config.seed)
             let stepsPerEpoch = objective.trainCount / o.globalBatchSize
-            totalSteps = o.maxSteps > 0 ? o.maxSteps : max(1, Int((Double(stepsPerEpoch) * o.epochs).rounded(.up)))
+            // maxSteps 0 and epochs 0: an evaluation-only run (the held-out pairs, no step, no export).
+            totalSteps = o.maxSteps > 0 ? o.maxSteps : o.epochs == 0 ? 0 : max(1, Int((Double(stepsPerEpoch) * o.epochs).rounded(.up)))
         }
         guard let kind = LearningRateSchedule.Kind(rawValue: o.schedule) else {
             throw RunConfigError(key: "optimizer.schedule", message: "unknown schedule \(o.schedule); choose constant, linear or cosine")
@@ -217,7 +218,7 @@ public final class Trainer {
             evalMetrics = try evaluate()
             log.write(step: step, evalMetrics)
         }
-        try exportFinalModel()
+        if totalSteps > 0 { try exportFinalModel() }
         return summary(steps: step, last, evalMetrics, trainTokens)
     }
 

@@ -11,6 +11,9 @@ public struct TrainingData {
     public var train: [TokenizedPair]
     public var eval: [TokenizedPair]
     public var report: LoadReport
+    /// Each dataset's own report, as `data.datasets[i] (schema): …` (what the evaluation filter and the
+    /// held-out split dropped from that source).
+    public var sourceReports: [String] = []
 
     /// Loads `config.data` for `task`: safety pairs (chosen = safer, with labels) and preference pairs, rendered
     /// with `template` (which only pre-tokenized `tokens` datasets can do without).
@@ -19,6 +22,7 @@ public struct TrainingData {
         let tokenizer = try template.map { try PairTokenizer(template: $0, limits: limits) }
         var train: [TokenizedPair] = [], eval: [TokenizedPair] = []
         var report = LoadReport()
+        var sourceReports: [String] = []
         for (i, spec) in config.data.datasets.enumerated() {
             var loaded = try spec.load(relativeTo: baseDirectory)
             if spec.schema == .tokens {
@@ -27,6 +31,7 @@ public struct TrainingData {
                     if spec.evalFraction > 0 && split.isHeldOut(p.id) { eval.append(p) } else { train.append(p) }
                 }
                 report.merge(loaded.report)
+                sourceReports.append("data.datasets[\(i)] (\(spec.schema.rawValue)): \(loaded.report)")
                 continue
             }
             guard let tokenizer else {
@@ -50,6 +55,7 @@ public struct TrainingData {
             let split = try spec.heldOutSplit()
             for p in pairs { if spec.evalFraction > 0 && split.isHeldOut(p.id) { eval.append(p) } else { train.append(p) } }
             report.merge(loaded.report)
+            sourceReports.append("data.datasets[\(i)] (\(spec.schema.rawValue)): \(loaded.report)")
         }
         // Evenly spaced, so a cap keeps pairs from every listed dataset (not just the first).
         if let n = config.data.maxPairs, n > 0, train.count > n { train = (0..<n).map { train[$0 * train.count / n] } }
@@ -57,7 +63,7 @@ public struct TrainingData {
         guard !train.isEmpty else {
             throw RunConfigError(key: "data.datasets", message: "no training pairs survived loading and truncation (\(report)); check the paths, schema and maxLength")
         }
-        return TrainingData(train: train, eval: eval, report: report)
+        return TrainingData(train: train, eval: eval, report: report, sourceReports: sourceReports)
     }
 
     /// A fingerprint of the token ids, for cache keys.
@@ -84,6 +90,7 @@ extension LoadReport {
         truncatedPrompts += o.truncatedPrompts; truncatedResponses += o.truncatedResponses
         demonstrations += o.demonstrations; labelledCompletions += o.labelledCompletions
         droppedDisagreeingLabels += o.droppedDisagreeingLabels; skippedUnlabelled += o.skippedUnlabelled
+        leftOutByHeldOutSplit += o.leftOutByHeldOutSplit; heldOutSplitPrompts += o.heldOutSplitPrompts
         evaluationOverlap.merge(o.evaluationOverlap)
         invalidRowSamples += o.invalidRowSamples.prefix(max(0, LoadReport.maxSamples - invalidRowSamples.count))
     }

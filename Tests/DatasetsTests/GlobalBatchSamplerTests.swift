@@ -139,7 +139,10 @@ final class HeldOutSplitTests: XCTestCase {
         let (_, heldReversed) = try HeldOutSplit(fraction: 0.1, seed: 3).split(items.reversed()) { $0 }
         XCTAssertEqual(Set(held), Set(heldReversed), "membership does not depend on order")
         XCTAssertNotEqual(Set(held), Set(try HeldOutSplit(fraction: 0.1, seed: 4).split(items) { $0 }.heldOut))
-        XCTAssertEqual(expectDatasetError(try HeldOutSplit(fraction: 1))?.field, "evalFraction")
+        XCTAssertEqual(expectDatasetError(try HeldOutSplit(fraction: 1.01))?.field, "evalFraction")
+        XCTAssertEqual(expectDatasetError(try HeldOutSplit(fraction: -0.1))?.field, "evalFraction")
+        XCTAssertTrue(items.allSatisfy(try HeldOutSplit(fraction: 1, seed: 3).isHeldOut), "fraction 1 holds every item out")
+        XCTAssertFalse(items.contains(where: try HeldOutSplit(fraction: 0, seed: 3).isHeldOut), "fraction 0 holds nothing out")
     }
 
     func testPairsOfOnePromptStayTogether() throws {

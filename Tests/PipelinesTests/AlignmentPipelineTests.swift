@@ -73,6 +73,13 @@ final class AlignmentPipelineTests: XCTestCase {
         let heldOut = all.prompts.filter { split.isHeldOut(LoadedDataset.heldOutKey($0.prompt)) }.count
         XCTAssertEqual(Double(heldOut), 135, accuracy: 4 * (450 * 0.3 * 0.7).squareRoot())
         XCTAssertEqual(filtered.prompts.count, all.prompts.count - heldOut)
+        // The report says what the split left out: its prompts, and every record on them.
+        XCTAssertEqual(filtered.report.heldOutSplitPrompts, heldOut, "distinct prompts left out")
+        let helpfulness = all.pairs.filter { $0.aspect == .helpfulness }.count
+        let leftOutLabelled = all.labelledCompletions.count - filtered.labelledCompletions.count
+        let leftOutScored = all.scoredResponses.count - filtered.scoredResponses.count
+        XCTAssertEqual(filtered.report.leftOutByHeldOutSplit, heldOut + (helpfulness - expected.count) + leftOutLabelled + leftOutScored)
+        XCTAssertTrue(filtered.report.description.contains("left out as the evaluation's held-out split: \(filtered.report.leftOutByHeldOutSplit) records"))
     }
 
     func testPseudoLabelsMatchOracleEAndAreSampledOnceWithTheirSeed() throws {

@@ -132,6 +132,35 @@ final class TrainerLoopTests: XCTestCase {
 }
 
 extension TrainerLoopTests {
+    /// maxSteps 0 with epochs 0 evaluates the held-out pairs and trains nothing: the eval loss is the
+    /// untouched model's DPO loss at the reference (log 2), no step is logged and no model is exported.
+    /// Either alone (or a negative value) is refused by the config.
+    func testEvaluationOnlyRun() throws {
+        var c = config(task: .dpo, steps: 0, learningRate: 1e-2)
+        c.optimizer.epochs = 0
+        let model = try Transformer(config: Self.modelConfig, trainable: true)
+        model.initializeRandomly(seed: 5, std: 0.1)
+        let loaded = LoadedModel(model: model, tokenizer: nil, gguf: nil, source: work)
+        let td = TrainingData(train: pairs(8, seed: 1), eval: pairs(6, seed: 2), report: LoadReport())
+        let before = Array(UnsafeBufferPointer(start: model.parameters.pointer, count: model.layout.count))
+        let summary = try Trainer(config: c, communicator: LocalCommunicator.group(size: 1)[0], model: loaded,
+                                  objective: c.task.objective(config: c, data: td, padToken: 0)).run()
+        XCTAssertEqual(summary.steps, 0)
+        XCTAssertEqual(summary.evalMetrics["eval/loss"] ?? .nan, log(2), accuracy: 1e-6, "the reference's DPO loss")
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: model.parameters.pointer, count: model.layout.count)), before, "nothing trained")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("run/final").path), "nothing exported")
+        var d = RunConfig()
+        d.outputDir = "x"
+        d.data.datasets = [DatasetSpec(schema: .tokens, paths: ["unused"], evalFraction: 1)]
+        d.optimizer.maxSteps = 0
+        d.optimizer.epochs = 0
+        XCTAssertNoThrow(try d.validate(), "evalFraction 1 and an evaluation-only run are accepted")
+        d.data.datasets = [DatasetSpec(schema: .tokens, paths: ["unused"], evalFraction: 0)]
+        XCTAssertThrowsError(try d.validate(), "evaluation only needs held-out pairs") { XCTAssertTrue("\($0)".contains("optimizer.maxSteps"), "\($0)") }
+        d.optimizer.maxSteps = -1
+        XCTAssertThrowsError(try d.validate()) { XCTAssertTrue("\($0)".contains("optimizer.maxSteps"), "\($0)") }
+    }
+
     /// Every pair task trains with LoRA: the loss falls, only the adapters (and the score head) change, and the
     /// score head of reward and cost models trains beside the adapters (PPO's LoRA runs: PipelinesTests).
     func testEveryTaskTrainsWithLoRA() throws {

@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# The end-to-end safety recipe on SmolLM2-135M-Instruct, on this machine with 2 ranks (about an hour
-# on 2 cores): a reward model (helpfulness) and a cost model (harm), then MoCAN, SACPO and the
-# primal–dual baseline on the same pairs and DPO budget, then `dualign eval` of every model against the
-# reference on held-out AdvBench, HarmBench and XSTest prompts. Every step resumes where it stopped when
-# the script is run again. Results: runs/safety/eval/{eval.json,report.md,plot.svg,plot.png}.
+# The safety recipe on SmolLM2-135M-Instruct, on this machine with 2 ranks (under two hours on 2 cores):
+#   1. sft.yaml      SFT (LoRA) on refusal and helpful demonstrations → π_ref of every method below;
+#   2. reward.yaml, cost.yaml   score models (LoRA + score head) on pairs from several sources, and their
+#                    accuracy on a source they never saw (reward-heldout.yaml, cost-heldout.yaml);
+#   3. mocan.yaml    the main method; then the same data and DPO budget for SACPO and the primal–dual
+#                    baseline (and PeCAN with --all);
+#   4. `dualign eval` of the original model, the SFT model and every aligned model on held-out
+#      AdvBench, HarmBench, XSTest, benign look-alike and AlpacaEval prompts, plus the held-out 20 % of
+#      MoCAN's own prompt pool for its guarantee.
+# Every step resumes where it stopped when the script is run again. Results: runs/safety/eval/
+# {eval.json,report.md,plot.png,curves.png}; docs/results.md discusses them.
 #
-# Usage: launch/recipes/safety/run.sh [--ranks N]    (environment: DUALIGN_BIN, MPIRUN_ARGS as launch/train.sh)
+# Usage: launch/recipes/safety/run.sh [--ranks N] [--all]   (environment: DUALIGN_BIN, MPIRUN_ARGS as launch/train.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-ranks=2
-[ "${1:-}" = "--ranks" ] && ranks=${2:?--ranks needs a number}
+ranks=2; all=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --ranks) ranks=${2:?--ranks needs a number}; shift 2 ;;
+        --all) all=1; shift ;;
+        *) echo "unknown argument $1 (use --ranks N, --all)" >&2; exit 2 ;;
+    esac
+done
 recipe=launch/recipes/safety
 export PATH="/opt/swift/usr/bin:$PATH"
 
@@ -21,17 +33,22 @@ BIN=${DUALIGN_BIN:-.build/release/dualign}
 [ -n "${DUALIGN_BIN:-}" ] || swift build -c release
 export DUALIGN_BIN=$BIN
 
-for task in reward cost; do
+for task in sft reward cost; do
     [ -f "runs/safety/$task/final.gguf" ] || launch/train.sh "$task" "$recipe/$task.yaml" --ranks "$ranks"
 done
-for method in mocan sacpo primal-dual; do
+launch/train.sh reward "$recipe/reward-heldout.yaml" --ranks "$ranks"
+launch/train.sh cost "$recipe/cost-heldout.yaml" --ranks "$ranks"
+methods=(mocan sacpo primal-dual)
+[ "$all" -eq 1 ] && methods+=(pecan)
+for method in "${methods[@]}"; do
     launch/train.sh "$method" "$recipe/$method.yaml" --ranks "$ranks"
 done
 
 threads=$(( $(nproc) / ranks )); [ "$threads" -ge 1 ] || threads=1
-eval_args=(eval --out runs/safety/eval --run runs/safety/mocan --run runs/safety/sacpo --run runs/safety/primal-dual
+eval_args=(eval --out runs/safety/eval --model sft=runs/safety/sft/final.gguf --training-run runs/safety/sft
            --reward-model runs/safety/reward/final.gguf --cost-model runs/safety/cost/final.gguf
-           --max-prompts 48 --max-new-tokens 48 --threads "$threads")
+           --prompt-set "dual=$recipe/mocan.yaml" --max-prompts 64 --max-new-tokens 48 --threads "$threads")
+for method in "${methods[@]}"; do eval_args+=(--run "runs/safety/$method"); done
 if [ "$ranks" -eq 1 ]; then
     "$BIN" "${eval_args[@]}"
 else
