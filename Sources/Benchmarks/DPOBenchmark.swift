@@ -38,6 +38,8 @@ public struct BenchmarkReport: Codable, Sendable {
     public var mfu: Double
     /// Data parallelism only (absent with one rank): ranks, and the median seconds of the gradient all-reduce
     /// inside the step (including any wait for the slower rank) and its share of the step.
+    /// LoRA rank of the trained adapters (0: full fine-tuning; `parameters` counts what is trained).
+    public var loraRank = 0
     public var ranks: Int?
     public var allReduceSeconds: Double?
     public var allReduceShare: Double?
@@ -89,7 +91,7 @@ public enum DPOBenchmark {
     /// same global batch, rank r runs the pairs `shard(pairs:rank:size:)`, scales its loss gradient by its
     /// share of the batch and the gradient slab is summed over ranks once per step before AdamW.
     public static func run(configName: String, config: ModelConfig, pairs P: Int, sequenceLength T: Int,
-                           steps: Int, warmup: Int, threads: Int, seed: UInt64 = 0,
+                           steps: Int, warmup: Int, threads: Int, seed: UInt64 = 0, loraRank: Int = 0,
                            communicator: Communicator? = nil) throws -> BenchmarkReport {
         let ranks = communicator?.size ?? 1, rank = communicator?.rank ?? 0
         guard P >= ranks else { throw BenchmarkError(message: "\(P) pairs cannot be shared by \(ranks) ranks; give --pairs \(ranks) or more") }
@@ -97,13 +99,22 @@ public enum DPOBenchmark {
         let L = mine.count
         let policy = try Transformer(config: config)
         policy.initializeRandomly(seed: seed)
-        let reference = try Transformer(config: config, trainable: false)
-        reference.parameters.copy(from: policy.parameters)
-        let adam = AdamW(parameterCount: policy.layout.count, config: AdamWConfig(learningRate: 1e-5, weightDecay: 0))
+        // LoRA (PEFT's usual r, alpha = 2r, every projection): the reference is the base with the adapters
+        // off, as in training; full fine-tuning: a frozen copy.
+        let reference: Transformer
+        if loraRank > 0 {
+            try policy.attachAdapters(LoRASettings(rank: loraRank, alpha: Double(2 * loraRank), seed: seed))
+            reference = policy
+        } else {
+            reference = try Transformer(config: config, trainable: false)
+            reference.parameters.copy(from: policy.parameters)
+        }
+        let trainable = policy.trainable
+        let adam = AdamW(parameterCount: trainable.count, config: AdamWConfig(learningRate: 1e-5, weightDecay: 0))
         let loss = PreferenceLossConfig(beta: 0.1, type: .sigmoid)
         var rng = SplitMix64(seed: seed &+ 1)
         let promptLength = T / 2
-        let n = policy.layout.count
+        let n = trainable.count
         var stepTimes: [Double] = [], forwardTimes: [Double] = [], backwardTimes: [Double] = [], optimizerTimes: [Double] = []
         var reduceTimes: [Double] = []
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
@@ -119,7 +130,7 @@ public enum DPOBenchmark {
             let batch = TokenBatch(sequences: local, length: T)
             let starts = [Int](repeating: promptLength, count: 2 * L)
             let t0 = now()
-            let ref = reference.sequenceLogProbs(batch, responseStarts: starts)
+            let ref = reference.withAdaptersDisabled { reference.sequenceLogProbs(batch, responseStarts: starts) }
             let pol = policy.sequenceLogProbs(batch, responseStarts: starts)
             let t1 = now()
             let result = preferenceLoss(policyChosen: Array(pol[0..<L]), policyRejected: Array(pol[L...]),
@@ -130,10 +141,10 @@ public enum DPOBenchmark {
             policy.backwardSequenceLogProbs(ranks == 1 ? result.dPolicyChosen + result.dPolicyRejected
                                             : (result.dPolicyChosen + result.dPolicyRejected).map { $0 * share })
             let t2 = now()
-            if let communicator, ranks > 1 { try communicator.allReduceSum(policy.gradients!.pointer, count: n) }
+            if let communicator, ranks > 1 { try communicator.allReduceSum(trainable.gradients.pointer, count: n) }
             let t3 = now()
-            adam.update(parameters: policy.parameters.pointer, gradients: policy.gradients!.pointer, count: n,
-                        learningRate: 1e-5, decayRanges: policy.layout.decayRanges)
+            adam.update(parameters: trainable.values.pointer, gradients: trainable.gradients.pointer, count: n,
+                        learningRate: 1e-5, decayRanges: trainable.decayRanges)
             let t4 = now()
             guard result.loss.isFinite else { throw BenchmarkError(message: "non-finite DPO loss at step \(step)") }
             if step >= warmup {
@@ -143,12 +154,15 @@ public enum DPOBenchmark {
         }
         let responseTokens = 2 * P * (T - promptLength)
         let forward = forwardFlops(config, tokens: 2 * P * T, time: T, headPositions: responseTokens)
-        let flops = 3 * forward + forward                        // policy forward+backward (3×), reference forward (1×)
+        // Policy forward + backward (3×; with LoRA the frozen base's weight gradients are skipped: 2×) and the
+        // reference forward (1×); the adapters' own products are negligible (r ≪ C).
+        let flops = (loraRank > 0 ? 2 : 3) * forward + forward
         let step = median(stepTimes)
         var report = BenchmarkReport(config: configName, parameters: n, pairs: P, sequenceLength: T, threads: threads,
                                      steps: steps, stepSeconds: step, forwardSeconds: median(forwardTimes),
                                      backwardSeconds: median(backwardTimes), optimizerSeconds: median(optimizerTimes),
                                      tokensPerSecond: Double(2 * P * T) / step, flopsPerStep: flops, peakGFLOPS: 0, mfu: 0)
+        report.loraRank = loraRank
         if let communicator, ranks > 1 {
             // The all-reduce alone: barrier, then the same slab, a few times.
             var alone: [Double] = []

@@ -71,7 +71,7 @@ struct Bench: ParsableCommand {
     var json = false
     @Flag(help: "dpo: time the DP-SGD step against the same non-private step, alternately on the same batches (one rank).")
     var dp = false
-    @Option(parsing: .unconditional, help: "dpo --dp: LoRA rank on every projection (0: full fine-tuning).")
+    @Option(parsing: .unconditional, help: "dpo (and dpo --dp): LoRA rank on every projection, alpha = 2r, the reference = the base with adapters off (0: full fine-tuning).")
     var lora = 0
     @OptionGroup var compute: ComputeOptions
 
@@ -134,11 +134,11 @@ struct Bench: ParsableCommand {
         model.maxPositions = max(model.maxPositions, seq)
         let report = try DPOBenchmark.run(configName: name, config: model, pairs: pairs ?? (name == "tiny" ? 8 : 2),
                                           sequenceLength: seq, steps: steps ?? 10, warmup: warmup ?? 3, threads: threads,
-                                          communicator: ranks > 1 ? comm : nil)
+                                          loraRank: lora, communicator: ranks > 1 ? comm : nil)
         guard (comm?.rank ?? 0) == 0 else { return }
         try emit(report) {
             var s = """
-            dualign bench  config=\(report.config)  params=\(report.parameters)  pairs=\(report.pairs)  seq=\(report.sequenceLength)  \(ranks > 1 ? "ranks=\(ranks)  threads/rank" : "threads")=\(report.threads)  matmul=\(report.matmulBackend ?? "?") (\(report.matmulKernels ?? "?"))  blas=\(report.blasCore ?? "?")
+            dualign bench  config=\(report.config)  \(report.loraRank > 0 ? "LoRA r=\(report.loraRank) alpha=\(2 * report.loraRank)  trainable" : "params")=\(report.parameters)  pairs=\(report.pairs)  seq=\(report.sequenceLength)  \(ranks > 1 ? "ranks=\(ranks)  threads/rank" : "threads")=\(report.threads)  matmul=\(report.matmulBackend ?? "?") (\(report.matmulKernels ?? "?"))  blas=\(report.blasCore ?? "?")
               step       \(f(report.stepSeconds)) s (median of \(report.steps))
               forward    \(f(report.forwardSeconds)) s   (policy + reference)
               backward   \(f(report.backwardSeconds)) s

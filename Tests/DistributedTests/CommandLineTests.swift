@@ -36,4 +36,25 @@ final class CommandLineTests: XCTestCase {
         let oracle = try JSONSerialization.jsonObject(with: Data(try dual(["--margin", "0.5"]).utf8)) as! [String: Any]
         XCTAssertEqual((oracle["lambda"] as? [Double])?.first ?? .nan, 0.948537, accuracy: 1e-6)
     }
+
+    /// `bench --kind dpo --lora R` trains only the adapters: the report counts r·(in + out) per projection
+    /// (tiny: C 256, F 688, 4 heads of 64, 2 KV heads, 4 blocks → 18,496 per block at r = 4), names the rank,
+    /// and the full fine-tuning run counts every weight.
+    func testBenchDPOWithLoRATrainsTheAdaptersOnly() throws {
+        func bench(_ extra: [String]) throws -> [String: Any] {
+            let run = try Jobs.run(np: nil, ["bench", "--config", "tiny", "--seq", "32", "--steps", "1", "--warmup", "0", "--json", "--threads", "1"] + extra,
+                                   timeout: 300)
+            XCTAssertEqual(run.status, 0, run.transcript)
+            let line = run.stdout.split(separator: "\n").last { $0.hasPrefix("{") } ?? ""
+            return try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+        }
+        let lora = try bench(["--lora", "4"])
+        let perBlock = 4 * ((256 + 256) + (256 + 128) + (256 + 128) + (256 + 256) + 3 * (256 + 688))
+        XCTAssertEqual(lora["parameters"] as? Int, 4 * perBlock, "adapters on q, k, v, o, gate, up, down of 4 blocks")
+        XCTAssertEqual(lora["loraRank"] as? Int, 4)
+        XCTAssertGreaterThan(lora["tokensPerSecond"] as? Double ?? 0, 0)
+        let full = try bench([])
+        XCTAssertEqual(full["loraRank"] as? Int, 0)
+        XCTAssertGreaterThan(full["parameters"] as? Int ?? 0, 4_900_000, "full fine-tuning trains all 5.0M weights")
+    }
 }
