@@ -25,15 +25,15 @@ out=runs/quickstart
 ranks=2
 
 [ -f "$out/sft/final.gguf" ] || launch/train.sh sft "$recipe/sft.yaml" --ranks $ranks \
-    --set outputDir="$out/sft" --set optimizer.maxSteps=40 --set checkpoint.every=20 --set evaluation.every=0
+    --set outputDir="$out/sft" --set optimizer.maxSteps=32 --set data.maxLength=96 --set checkpoint.every=16 --set evaluation.every=0
 for task in reward cost; do
     [ -f "$out/$task/final.gguf" ] || launch/train.sh "$task" "$recipe/$task.yaml" --ranks $ranks \
-        --set outputDir="$out/$task" --set optimizer.maxSteps=16 --set checkpoint.every=0 --set evaluation.every=0
+        --set outputDir="$out/$task" --set optimizer.maxSteps=12 --set checkpoint.every=0 --set evaluation.every=0
 done
 launch/train.sh mocan "$recipe/mocan.yaml" --ranks $ranks --set model="$out/sft/final.gguf" --set outputDir="$out/mocan" \
     --set align.rewardModel="$out/reward/final.gguf" --set align.costModel="$out/cost/final.gguf" \
-    --set align.maxPrompts=32 --set align.samplesPerPrompt=4 --set align.maxNewTokens=32 \
-    --set data.maxPairs=128 --set optimizer.maxSteps=8 --set checkpoint.every=4 --set evaluation.every=0
+    --set align.maxPrompts=24 --set align.samplesPerPrompt=4 --set align.maxNewTokens=32 \
+    --set data.maxPairs=96 --set optimizer.maxSteps=6 --set checkpoint.every=3 --set evaluation.every=0
 
 threads=$(( $(nproc) / ranks )); [ "$threads" -ge 1 ] || threads=1
 # shellcheck disable=SC2086
@@ -41,7 +41,7 @@ mpirun --allow-run-as-root --bind-to core --map-by core -np $ranks -x OPENBLAS_N
     ${DUALIGN_CACHE:+-x DUALIGN_CACHE} ${MPIRUN_ARGS:-} \
     "$DUALIGN_BIN" eval --out "$out/eval" --model sft="$out/sft/final.gguf" --run "$out/mocan" \
     --reward-model "$out/reward/final.gguf" --cost-model "$out/cost/final.gguf" \
-    --max-prompts 12 --max-new-tokens 40 --threads "$threads"
+    --max-prompts 8 --max-new-tokens 32 --threads "$threads"
 
 # The five harmful and five benign prompts, each model's answer marked, then the rates.
 sed -n '/^## Sample answers/,/^## Plots/p' "$out/eval/report.md" | sed '$d'
