@@ -7,7 +7,7 @@
 #                    baseline (and PeCAN with --all);
 #   4. `dualign eval` of the original model, the SFT model and every aligned model on held-out
 #      AdvBench, HarmBench, XSTest, benign look-alike and AlpacaEval prompts, plus the held-out 20 % of
-#      MoCAN's own prompt pool for its guarantee.
+#      MoCAN's own prompt pool, and MoCAN's guarantee checked against π_ref on 200 of them.
 # Every step resumes where it stopped when the script is run again. Results: runs/safety/eval/
 # {eval.json,report.md,plot.png,curves.png}; docs/results.md discusses them.
 #
@@ -57,4 +57,20 @@ else
         ${DUALIGN_CACHE:+-x DUALIGN_CACHE} ${MPIRUN_ARGS:-} \
         "$BIN" "${eval_args[@]}"
 fi
+# MoCAN's guarantee is about improvement over π_ref (the SFT model), on held-out prompts of its own pool:
+# the check runs with π_ref as the reference and only that set.
+guarantee_args=(eval --out runs/safety/eval-guarantee --reference runs/safety/sft/final.gguf --run runs/safety/mocan
+                --advbench none --harmbench none --xstest none --physical-safety none --coconot none --alpaca-eval none
+                --reward-model runs/safety/reward/final.gguf --cost-model runs/safety/cost/final.gguf
+                --prompt-set "dual=$recipe/mocan.yaml" --max-prompts 200 --max-new-tokens 48 --threads "$threads")
+if [ "$ranks" -eq 1 ]; then
+    "$BIN" "${guarantee_args[@]}"
+else
+    # shellcheck disable=SC2086
+    mpirun --allow-run-as-root --bind-to core --map-by core -np "$ranks" -x OPENBLAS_NUM_THREADS=$threads -x DUALIGN_DATA \
+        ${DUALIGN_CACHE:+-x DUALIGN_CACHE} ${MPIRUN_ARGS:-} \
+        "$BIN" "${guarantee_args[@]}"
+fi
 cat runs/safety/eval/report.md
+sed -n '/^## Predicted against achieved/,/^## /p' runs/safety/eval-guarantee/report.md
+launch/recipes/safety/results.py runs/safety docs/results/safety.json
