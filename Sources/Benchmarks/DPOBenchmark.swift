@@ -169,7 +169,7 @@ public enum DPOBenchmark {
             for _ in 0..<5 {
                 try communicator.barrier()
                 let t0 = now()
-                try communicator.allReduceSum(policy.gradients!.pointer, count: n)
+                try communicator.allReduceSum(trainable.gradients.pointer, count: n)
                 alone.append(now() - t0)
             }
             // The ranks' sgemm peaks, measured at the same time (they share the machine), summed.

@@ -56,5 +56,14 @@ final class CommandLineTests: XCTestCase {
         let full = try bench([])
         XCTAssertEqual(full["loraRank"] as? Int, 0)
         XCTAssertGreaterThan(full["parameters"] as? Int ?? 0, 4_900_000, "full fine-tuning trains all 5.0M weights")
+        // Under mpirun the adapters' slab is what is all-reduced (and timed alone).
+        let run = try Jobs.run(np: 2, ["bench", "--config", "tiny", "--seq", "32", "--steps", "1", "--warmup", "0", "--json", "--threads", "1",
+                                       "--lora", "4"], timeout: 300)
+        XCTAssertEqual(run.status, 0, run.transcript)
+        let line = run.stdout.split(separator: "\n").last { $0.hasPrefix("{") } ?? ""
+        let ranks = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+        XCTAssertEqual(ranks["ranks"] as? Int, 2, run.transcript)
+        XCTAssertEqual(ranks["parameters"] as? Int, 4 * perBlock)
+        XCTAssertNotNil(ranks["allReduceSeconds"], run.transcript)
     }
 }
