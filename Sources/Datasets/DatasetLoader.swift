@@ -51,25 +51,27 @@ extension LoadedDataset {
             if !aspects.contains(.harmlessness) { safetyPairs = [] }
         }
         if let split = options.excludeHeldOutPrompts, split.fraction > 0 {
-            func keep(_ prompt: [ChatMessage]) -> Bool { !split.isHeldOut(Self.heldOutKey(prompt)) }
-            func recordCount() -> Int {
-                pairs.count + safetyPairs.count + scoredResponses.count + prompts.count + demonstrations.count + labelledCompletions.count
-            }
-            let before = recordCount()
+            // One pass per kind: keep what the split does not hold out, and count the held-out records
+            // and the distinct held-out prompts they ask.
             var heldOutPrompts = Set<String>()
-            for p in prompts where !keep(p.prompt) { heldOutPrompts.insert(Self.heldOutKey(p.prompt)) }
-            for p in pairs where !keep(p.prompt) { heldOutPrompts.insert(Self.heldOutKey(p.prompt)) }
-            for d in demonstrations where !keep(d.prompt) { heldOutPrompts.insert(Self.heldOutKey(d.prompt)) }
-            defer {
-                report.leftOutByHeldOutSplit = before - recordCount()
-                report.heldOutSplitPrompts = heldOutPrompts.count
+            var leftOut = 0
+            func filter<T>(_ records: [T], _ prompt: (T) -> [ChatMessage]) -> [T] {
+                records.filter { record in
+                    let key = Self.heldOutKey(prompt(record))
+                    guard split.isHeldOut(key) else { return true }
+                    heldOutPrompts.insert(key)
+                    leftOut += 1
+                    return false
+                }
             }
-            pairs = pairs.filter { keep($0.prompt) }
-            safetyPairs = safetyPairs.filter { keep($0.prompt) }
-            scoredResponses = scoredResponses.filter { keep($0.prompt) }
-            prompts = prompts.filter { keep($0.prompt) }
-            demonstrations = demonstrations.filter { keep($0.prompt) }
-            labelledCompletions = labelledCompletions.filter { keep($0.prompt) }
+            pairs = filter(pairs, \.prompt)
+            safetyPairs = filter(safetyPairs, \.prompt)
+            scoredResponses = filter(scoredResponses, \.prompt)
+            prompts = filter(prompts, \.prompt)
+            demonstrations = filter(demonstrations, \.prompt)
+            labelledCompletions = filter(labelledCompletions, \.prompt)
+            report.leftOutByHeldOutSplit = leftOut
+            report.heldOutSplitPrompts = heldOutPrompts.count
         }
         if options.aspects != nil || options.excludeHeldOutPrompts != nil { countOutputs() }
     }

@@ -7,6 +7,7 @@
 // whatever the number of ranks.
 
 import Foundation
+import Datasets
 import Models
 import Rollout
 import Tensors

@@ -2,12 +2,13 @@
 // reference log-probs of every sample, and the labels — SAIL-PP by the policy's own Bradley–Terry model
 // (Bernoulli(σ(β·h_θ)), under no gradient), SAIL-PR by a score model (higher reward, or lower cost, chosen).
 //
-// Work is cut as Rollout's RankBatches cuts it (batch c on rank c mod N, fixed batch size) and every sample
+// Work is cut as Datasets' RankBatches cuts it (batch c on rank c mod N, fixed batch size) and every sample
 // has its own generator keyed by its global generation index, so each sample, log-prob and score — and so
 // each label — is the same for any number of ranks. Every rank ends with every pair (all-gather).
 
 import Foundation
 import Alignment
+import Datasets
 import Distributed
 import Models
 import Rollout

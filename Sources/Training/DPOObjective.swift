@@ -73,16 +73,12 @@ public final class DPOObjective: PairObjective {
             return
         }
         let t0 = Date()
-        // Pairs sorted longest first (little padding) and cut into micro-batches, batch c on rank c mod N:
-        // the rule of Rollout's RankBatches.longestFirst (Training sits below Rollout). Every batch is the
-        // same for any number of ranks, so every log-prob is too, to the last bit.
+        // Pairs sorted longest first (little padding) and cut into micro-batches, batch c on rank c mod N
+        // (RankBatches.longestFirst): every batch is the same for any number of ranks, so every log-prob is too.
         let lengths = all.map { $0.promptTokens.count + max($0.chosenTokens.count, $0.rejectedTokens.count) }
-        let order = all.indices.sorted { (lengths[$0], $1) > (lengths[$1], $0) }
-        let size = config.optimizer.microBatchSize
         var local: [[Double]] = []
         var tokens = 0.0
-        for (b, start) in stride(from: 0, to: order.count, by: size).enumerated() where b % comm.size == comm.rank {
-            let idx = Array(order[start..<min(start + size, order.count)])
+        for idx in RankBatches.longestFirst(lengths: lengths, batchSize: config.optimizer.microBatchSize, rank: comm.rank, size: comm.size) {
             let batch = PairBatch(idx.map { all[$0] }, padToken: padToken)
             let (c, r) = reference.withAdaptersDisabled { reference.pairLogProbs(batch, reduction: config.dpo.reduction) }
             tokens += Double(batch.tokens)

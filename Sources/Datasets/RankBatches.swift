@@ -1,6 +1,6 @@
 // Work cut into batches the same way for every number of ranks: batch c runs on rank c mod N, so each
 // batch — and every number computed from it, to the last bit — is the same whatever N is. Used by
-// sharded sampling, scoring, log-probs and evaluation.
+// sharded sampling, scoring, DPO's reference log-probs and evaluation.
 
 /// Rank-independent batching of sharded work.
 public enum RankBatches {
