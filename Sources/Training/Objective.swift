@@ -122,6 +122,9 @@ public protocol TrainingObjective: AnyObject {
     var dataReport: String { get }
     /// The metrics written as `eval/<key>` after a held-out pass (nil: every metric).
     var evalMetricKeys: Set<String>? { get }
+    /// The source (dataset) held-out example `i` came from; with two sources or more the trainer also
+    /// writes each source's `eval/<source>/<key>` (nil: no sources).
+    func evalSource(_ i: Int) -> String?
 
     /// Runs once on every rank before the first step (DPO computes reference log-probs here).
     func prepare(_ context: ObjectiveContext) throws
@@ -151,6 +154,7 @@ public protocol TrainingObjective: AnyObject {
 
 extension TrainingObjective {
     public var evalMetricKeys: Set<String>? { nil }
+    public func evalSource(_ i: Int) -> String? { nil }
     public var preparedKey: String { "" }
     public func prepare(_ context: ObjectiveContext) throws {}
     public func beginStep(_ plan: inout StepPlan, context: ObjectiveContext) throws {}

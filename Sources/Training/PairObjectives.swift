@@ -26,6 +26,7 @@ public class PairObjective: TrainingObjective {
     public var dataReport: String { ([data.report.description] + data.sourceReports).joined(separator: "\n  ") }
     public var evalMetricKeys: Set<String>? { nil }
     public var preparedKey: String { "" }
+    public func evalSource(_ i: Int) -> String? { data.evalSourceName(i) }
 
     /// The pairs of a split.
     func pairs(_ split: ExampleSplit) -> [TokenizedPair] { split == .train ? data.train : data.eval }

@@ -307,23 +307,47 @@ public final class Trainer {
     }
 
     /// Loss and the objective's metrics on the held-out examples, sharded over ranks; keys prefixed `eval/`.
+    /// With held-out examples from two sources or more, each source's are also written as `eval/<source>/<key>`
+    /// (micro-batches then hold one source each).
     func evaluate() throws -> [String: Double] {
+        let sources = (0..<objective.evalCount).map { objective.evalSource($0) ?? "" }
+        let names = Array(Set(sources)).sorted()
+        let perSource = names.count > 1
         var sums: [String: Double] = [:]
         let mine = (0..<objective.evalCount).filter { $0 % comm.size == comm.rank }
         let micro = config.optimizer.microBatchSize
-        var start = 0
-        while start < mine.count {
-            let m = try runMicroBatch(Array(mine[start..<min(start + micro, mine.count)]), split: .eval, backwardScale: nil)
-            for (k, v) in m { sums[k, default: 0] += v }
-            start += micro
+        for name in perSource ? names : [""] {
+            let group = perSource ? mine.filter { sources[$0] == name } : mine
+            var start = 0
+            while start < group.count {
+                let m = try runMicroBatch(Array(group[start..<min(start + micro, group.count)]), split: .eval, backwardScale: nil)
+                for (k, v) in m {
+                    sums[k, default: 0] += v
+                    if perSource { sums[Self.sourceKey(name, k), default: 0] += v }
+                }
+                start += micro
+            }
         }
         let reduced = try reduceMetrics(sums)
-        let means = Self.means(reduced, count: max(reduced["count"] ?? 0, 1))
-        var out: [String: Double] = ["eval/loss": means["loss"] ?? 0]
-        let keys = objective.evalMetricKeys ?? Set(means.keys).subtracting(["loss", "tokens"])
-        for k in keys { if let v = means[k] { out["eval/" + k] = v } }
+        let keys = objective.evalMetricKeys.map { $0.union(["loss"]) }
+        var out: [String: Double] = [:]
+        for name in [""] + (perSource ? names : []) {
+            // One source's sums, under their plain names, averaged by its own count.
+            let prefix = name.isEmpty ? "" : Self.sourceKey(name, "")
+            var own: [String: Double] = [:]
+            for (k, v) in reduced where name.isEmpty ? !k.hasPrefix(Self.sourcePrefix) : k.hasPrefix(prefix) {
+                own[String(k.dropFirst(prefix.count))] = v
+            }
+            let means = Self.means(own, count: max(own["count"] ?? 0, 1))
+            let outPrefix = name.isEmpty ? "eval/" : "eval/\(name)/"
+            for (k, v) in means where k != "tokens" && (keys?.contains(k) ?? true) { out[outPrefix + k] = v }
+        }
         return out
     }
+
+    private static let sourcePrefix = "source\u{1F}"
+    /// The sum key of metric `key` for the held-out examples of `source`.
+    private static func sourceKey(_ source: String, _ key: String) -> String { sourcePrefix + source + "\u{1F}" + key }
 
     /// Rank 0 writes the trained weights beside the checkpoints: `final/` (Hugging Face safetensors) and,
     /// when the model came from a GGUF, `final.gguf` with its tokenizer (what `dualign generate` loads).

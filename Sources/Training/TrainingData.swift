@@ -14,6 +14,10 @@ public struct TrainingData {
     /// Each dataset's own report, as `data.datasets[i] (schema): …` (what the evaluation filter and the
     /// held-out split dropped from that source).
     public var sourceReports: [String] = []
+    /// The dataset each held-out pair came from, an index into `sourceNames`.  // (eval.count)
+    public var evalSources: [Int] = []
+    /// A name per dataset of the config: its schema, with `#i` when two datasets share a schema.
+    public var sourceNames: [String] = []
 
     /// Loads `config.data` for `task`: safety pairs (chosen = safer, with labels) and preference pairs, rendered
     /// with `template` (which only pre-tokenized `tokens` datasets can do without).
@@ -21,14 +25,17 @@ public struct TrainingData {
         let limits = TruncationLimits(maxLength: config.data.maxLength, maxPromptLength: config.data.maxPromptLength)
         let tokenizer = try template.map { try PairTokenizer(template: $0, limits: limits) }
         var train: [TokenizedPair] = [], eval: [TokenizedPair] = []
+        var evalSources: [Int] = []
         var report = LoadReport()
         var sourceReports: [String] = []
+        let schemas = config.data.datasets.map(\.schema.rawValue)
+        let sourceNames = schemas.enumerated().map { i, s in schemas.filter { $0 == s }.count > 1 ? "\(s)#\(i)" : s }
         for (i, spec) in config.data.datasets.enumerated() {
             var loaded = try spec.load(relativeTo: baseDirectory)
             if spec.schema == .tokens {
                 let split = try spec.heldOutSplit()
                 for p in loaded.tokenizedPairs.compactMap({ limits.truncate($0, report: &loaded.report) }) {
-                    if spec.evalFraction > 0 && split.isHeldOut(p.id) { eval.append(p) } else { train.append(p) }
+                    if spec.evalFraction > 0 && split.isHeldOut(p.id) { eval.append(p); evalSources.append(i) } else { train.append(p) }
                 }
                 report.merge(loaded.report)
                 sourceReports.append("data.datasets[\(i)] (\(spec.schema.rawValue)): \(loaded.report)")
@@ -53,17 +60,30 @@ public struct TrainingData {
                                   : tokenizer.tokenize(loaded.pairs, report: &loaded.report)
             }
             let split = try spec.heldOutSplit()
-            for p in pairs { if spec.evalFraction > 0 && split.isHeldOut(p.id) { eval.append(p) } else { train.append(p) } }
+            for p in pairs {
+                if spec.evalFraction > 0 && split.isHeldOut(p.id) { eval.append(p); evalSources.append(i) } else { train.append(p) }
+            }
             report.merge(loaded.report)
             sourceReports.append("data.datasets[\(i)] (\(spec.schema.rawValue)): \(loaded.report)")
         }
         // Evenly spaced, so a cap keeps pairs from every listed dataset (not just the first).
         if let n = config.data.maxPairs, n > 0, train.count > n { train = (0..<n).map { train[$0 * train.count / n] } }
-        if eval.count > config.evaluation.maxPairs { eval = Array(eval.prefix(config.evaluation.maxPairs)) }
+        // Evenly spaced too, so every dataset keeps held-out pairs for its own `eval/<source>/…` metrics.
+        if eval.count > config.evaluation.maxPairs {
+            let n = config.evaluation.maxPairs, picked = (0..<n).map { $0 * eval.count / n }
+            eval = picked.map { eval[$0] }
+            evalSources = picked.map { evalSources[$0] }
+        }
         guard !train.isEmpty else {
             throw RunConfigError(key: "data.datasets", message: "no training pairs survived loading and truncation (\(report)); check the paths, schema and maxLength")
         }
-        return TrainingData(train: train, eval: eval, report: report, sourceReports: sourceReports)
+        return TrainingData(train: train, eval: eval, report: report, sourceReports: sourceReports,
+                            evalSources: evalSources, sourceNames: sourceNames)
+    }
+
+    /// The name of the dataset held-out pair `i` came from (nil when the data was built without sources).
+    public func evalSourceName(_ i: Int) -> String? {
+        i < evalSources.count && evalSources[i] < sourceNames.count ? sourceNames[evalSources[i]] : nil
     }
 
     /// A fingerprint of the token ids, for cache keys.

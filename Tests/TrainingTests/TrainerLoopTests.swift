@@ -161,6 +161,45 @@ extension TrainerLoopTests {
         XCTAssertThrowsError(try d.validate()) { XCTAssertTrue("\($0)".contains("optimizer.maxSteps"), "\($0)") }
     }
 
+    /// Held-out pairs from two sources give each source's metrics too (`eval/<source>/<key>`), equal to an
+    /// evaluation of that source's pairs alone; the overall metrics stay the mean over every pair.
+    func testHeldOutMetricsPerSource() throws {
+        func evaluate(_ eval: [TokenizedPair], sources: [Int]) throws -> [String: Double] {
+            try? FileManager.default.removeItem(at: work.appendingPathComponent("run"))
+            var c = config(task: .dpo, steps: 0, learningRate: 1e-2)
+            c.optimizer.epochs = 0
+            c.optimizer.globalBatchSize = 6
+            c.optimizer.microBatchSize = 3
+            let model = try Transformer(config: Self.modelConfig, trainable: true)
+            model.initializeRandomly(seed: 5, std: 0.1)
+            // The policy differs from the reference, so the losses differ from pair to pair.
+            let reference = try Transformer(config: Self.modelConfig, trainable: false)
+            reference.initializeRandomly(seed: 6, std: 0.1)
+            let td = TrainingData(train: pairs(6, seed: 1), eval: eval, report: LoadReport(),
+                                  evalSources: sources, sourceNames: ["hh-rlhf", "xstest"])
+            return try Trainer(config: c, communicator: LocalCommunicator.group(size: 1)[0],
+                               model: LoadedModel(model: model, tokenizer: nil, gguf: nil, source: work),
+                               objective: c.task.objective(config: c, data: td, padToken: 0), reference: reference).run().evalMetrics
+        }
+        let all = pairs(11, seed: 2)
+        let sources = all.indices.map { $0 % 3 == 0 ? 1 : 0 }
+        let mixed = try evaluate(all, sources: sources)
+        var overall = 0.0
+        for (s, name) in ["hh-rlhf", "xstest"].enumerated() {
+            let own = all.indices.filter { sources[$0] == s }
+            let alone = try evaluate(own.map { all[$0] }, sources: own.map { _ in s })
+            XCTAssertNil(alone["eval/\(name)/loss"], "one source: no per-source keys")
+            for key in ["loss", "rewards/accuracies", "rewards/margins"] {
+                let a = try XCTUnwrap(alone["eval/" + key]), m = try XCTUnwrap(mixed["eval/\(name)/\(key)"], "eval/\(name)/\(key) in \(mixed.keys.sorted())")
+                // 1e-6: the reference log-probs come from batches of other sizes in the two runs (fp32 matmuls).
+                XCTAssertEqual(m, a, accuracy: 1e-6 * max(1, abs(a)), "\(name) \(key): mixed run's per-source value vs the source alone")
+            }
+            overall += alone["eval/loss"]! * Double(own.count)
+        }
+        XCTAssertEqual(mixed["eval/loss"]!, overall / Double(all.count), accuracy: 1e-6, "the overall loss is the mean over every pair")
+        XCTAssertNotEqual(mixed["eval/hh-rlhf/loss"]!, mixed["eval/xstest/loss"]!, "the two sources' losses differ")
+    }
+
     /// Every pair task trains with LoRA: the loss falls, only the adapters (and the score head) change, and the
     /// score head of reward and cost models trains beside the adapters (PPO's LoRA runs: PipelinesTests).
     func testEveryTaskTrainsWithLoRA() throws {
