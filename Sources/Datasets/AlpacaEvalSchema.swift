@@ -12,6 +12,9 @@ import Tokenizers
 ///   output_2; 0 or null (a tie or no verdict) counts in `LoadReport.skippedUnlabelled`.
 /// Every distinct instruction is also a `PromptRecord` (label `safe`), for held-out helpfulness
 /// evaluation. A directory is searched for `model_outputs.json` and `annotations.json` files.
+/// With `generatorPairs`, two generators' answers to one instruction also make a helpfulness pair
+/// (the first generator's answer chosen); an instruction one of them did not answer is counted in
+/// `LoadReport.skippedUnlabelled`, and a generator with no answer at all is an error.
 public enum AlpacaEvalSchema {
     public static func load(paths: [String], options: DatasetOptions = DatasetOptions()) throws -> LoadedDataset {
         var dataset = LoadedDataset(schema: .alpacaEval)
@@ -26,6 +29,8 @@ public enum AlpacaEvalSchema {
             dataset.prompts.append(PromptRecord(id: "alpaca-eval:\(seenPrompts.count - 1)", prompt: [.user(text)], promptText: text,
                                                 label: "safe", category: category, source: source))
         }
+        // generator → instruction → (answer, where it was read); only when generatorPairs asks for it.
+        var answers: [String: [String: (String, SourceLocation)]] = [:]
         for path in files {
             let document = try JSONDocument.load(path)
             let items = try RowLoop.topArray(document, file: path, what: "AlpacaEval outputs or annotations")
@@ -48,15 +53,42 @@ public enum AlpacaEvalSchema {
                     report.droppedEmptyResponse += 1
                     return
                 }
+                let generator = try row.optionalString("generator") ?? folder
                 dataset.demonstrations.append(Demonstration(
                     id: id, prompt: [.user(text)], promptText: text, response: RowLoop.trimmed(output),
-                    model: try row.optionalString("generator") ?? folder, category: category, source: row.location))
+                    model: generator, category: category, source: row.location))
+                if options.generatorPairs != nil { answers[generator, default: [:]][text] = (RowLoop.trimmed(output), row.location) }
             }
             if !more { break }
+        }
+        for g in options.generatorPairs ?? [] {
+            try generatorPairs(g, answers: answers, paths: paths, options: options, dataset: &dataset, report: &report)
         }
         dataset.report = report
         dataset.countOutputs()
         return dataset
+    }
+
+    /// The pairs `g.chosen`'s answer ≻ `g.rejected`'s, in the order the instructions were first read.
+    private static func generatorPairs(_ g: GeneratorPair, answers: [String: [String: (String, SourceLocation)]], paths: [String],
+                                       options: DatasetOptions, dataset: inout LoadedDataset, report: inout LoadReport) throws {
+        for name in [g.chosen, g.rejected] where answers[name] == nil {
+            throw DatasetError(.invalidConfiguration, file: paths.joined(separator: ", "), field: "generatorPairs",
+                               "no model_outputs.json row of generator '\(name)' was read; generators read: \(answers.keys.sorted().joined(separator: ", ")) (add that generator's model_outputs.json to paths)")
+        }
+        let better = answers[g.chosen]!, worse = answers[g.rejected]!
+        for (k, record) in dataset.prompts.enumerated() {
+            let text = record.promptText ?? ""
+            guard let b = better[text], let w = worse[text] else {
+                if better[text] != nil || worse[text] != nil { report.skippedUnlabelled += 1 }
+                continue
+            }
+            let (chosen, location) = b, rejected = w.0
+            guard RowLoop.keepPair(chosen: chosen, rejected: rejected, options: options, report: &report) else { continue }
+            dataset.pairs.append(PreferencePair(id: "alpaca-eval:\(g.chosen)>\(g.rejected):\(k)", prompt: record.prompt,
+                                                promptText: text, chosen: chosen, rejected: rejected,
+                                                aspect: .helpfulness, source: location, category: record.category))
+        }
     }
 
     private static func annotation(_ row: DataRow, id: String, text: String, category: String?, options: DatasetOptions,

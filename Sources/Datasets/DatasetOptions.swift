@@ -8,6 +8,17 @@ public enum PartialRefusalPolicy: String, Sendable, Codable, CaseIterable {
     case refusal
 }
 
+/// Two generators of one instruction's answers, the first's answer taken as the better one (AlpacaEval's
+/// `generatorPairs`).
+public struct GeneratorPair: Equatable, Sendable, Codable {
+    /// The generator whose answer is `chosen` (e.g. `gpt4`).
+    public var chosen: String
+    /// The generator whose answer is `rejected` (e.g. `alpaca-7b`).
+    public var rejected: String
+
+    public init(chosen: String, rejected: String) { self.chosen = chosen; self.rejected = rejected }
+}
+
 /// Column (JSON key / CSV header) names, each defaulting to the conventional name.
 public struct ColumnNames: Equatable, Sendable, Codable {
     public var id = "id"
@@ -79,6 +90,10 @@ public struct DatasetOptions: Equatable, Sendable, Codable {
     public var evaluationXSTestHoldout: HeldOutSplit?
     /// refusal-direction: how the run-on completions are cut before they become pairs.
     public var completionCut: CompletionCut = .firstParagraph
+    /// AlpacaEval: helpfulness pairs from two generators' answers to the same instruction, the first
+    /// generator's taken as better (a label by the generators' gap, not by a judge: use generators far
+    /// apart on AlpacaEval's leaderboard, e.g. gpt4 ≻ alpaca-7b). nil: no such pairs.
+    public var generatorPairs: [GeneratorPair]?
 
     public init() {}
 
@@ -99,6 +114,7 @@ public struct DatasetOptions: Equatable, Sendable, Codable {
         excludeEvaluationPrompts = try c.decodeIfPresent(Bool.self, forKey: .excludeEvaluationPrompts)
         evaluationXSTestHoldout = try c.decodeIfPresent(HeldOutSplit.self, forKey: .evaluationXSTestHoldout)
         completionCut = try c.decodeIfPresent(CompletionCut.self, forKey: .completionCut) ?? d.completionCut
+        generatorPairs = try c.decodeIfPresent([GeneratorPair].self, forKey: .generatorPairs)
     }
 
     /// Whether records matching evaluation prompts are dropped when loading `schema`.
@@ -111,6 +127,10 @@ public struct DatasetOptions: Equatable, Sendable, Codable {
         if let maxRows, maxRows < 0 {
             throw DatasetError(.invalidConfiguration, file: "dataset options", field: "maxRows",
                                "maxRows is \(maxRows); use a positive number or leave it out to read every row")
+        }
+        for (i, g) in (generatorPairs ?? []).enumerated() where g.chosen == g.rejected || g.chosen.isEmpty || g.rejected.isEmpty {
+            throw DatasetError(.invalidConfiguration, file: "dataset options", field: "generatorPairs[\(i)]",
+                               "chosen '\(g.chosen)' and rejected '\(g.rejected)' must name two different generators (the `generator` of model_outputs.json rows)")
         }
         guard harmScoreGap.isFinite, harmScoreGap >= 0, harmScoreGap <= 1 else {
             throw DatasetError(.invalidConfiguration, file: "dataset options", field: "harmScoreGap",

@@ -49,6 +49,7 @@ public struct DatasetSpec: Equatable, Sendable, Codable {
         o.excludeHeldOutPrompts = try? HeldOutSplit(fraction: 0)
         o.excludeEvaluationPrompts = true
         o.evaluationXSTestHoldout = try? HeldOutSplit(fraction: 0)
+        o.generatorPairs = []
         let data = (try? JSONEncoder().encode(o)) ?? Data()
         let keys = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?.keys.map { $0 } ?? []
         return Set(keys + ["schema", "paths", "evalFraction", "splitSeed"])

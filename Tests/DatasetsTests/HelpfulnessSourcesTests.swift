@@ -1,6 +1,7 @@
 // AlpacaEval (outputs and GPT-4 preferences) and CoCoNot (helpful ≻ over-refusal) on real rows.
 
 @testable import Datasets
+import Foundation
 import XCTest
 
 final class HelpfulnessSourcesTests: XCTestCase {
@@ -45,6 +46,44 @@ final class HelpfulnessSourcesTests: XCTestCase {
         let s = try DatasetLoader.load(.alpacaEval, paths: [bad], options: skip)
         XCTAssertEqual(s.pairs.map(\.chosen), ["B"])
         XCTAssertEqual(s.report.skippedInvalid, 1)
+    }
+
+    /// Pairs by generator (gpt4 ≻ alpaca-7b) against an oracle read straight from the two JSON files.
+    func testAlpacaEvalGeneratorPairs() throws {
+        let dir = try SharedData.require("alpaca-eval")
+        let files = ["gpt4", "alpaca-7b"].map { dir + "/\($0)/model_outputs.json" }
+        var options = unfiltered
+        options.generatorPairs = [GeneratorPair(chosen: "gpt4", rejected: "alpaca-7b")]
+        let d = try DatasetLoader.load(.alpacaEval, paths: files, options: options)
+
+        func outputs(_ file: String) throws -> [String: String] {
+            let rows = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [[String: Any]])
+            var out: [String: String] = [:]
+            for r in rows {
+                let t = { (s: Any?) in ((s as? String) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
+                out[t(r["instruction"])] = t(r["output"])
+            }
+            return out
+        }
+        let better = try outputs(files[0]), worse = try outputs(files[1])
+        let expected = better.filter { k, v in !v.isEmpty && !(worse[k] ?? "").isEmpty && worse[k] != v }
+        XCTAssertEqual(d.pairs.count, expected.count, "pairs = instructions both generators answered with different, non-empty texts")
+        XCTAssertGreaterThan(d.pairs.count, 700)
+        for p in d.pairs {
+            let text = try XCTUnwrap(p.promptText)
+            XCTAssertEqual(p.chosen, expected[text], "chosen is gpt4's answer to \(text.prefix(40))")
+            XCTAssertEqual(p.rejected, worse[text], "rejected is alpaca-7b's answer")
+            XCTAssertEqual(p.aspect, .helpfulness)
+        }
+        XCTAssertEqual(Set(d.pairs.map(\.id)).count, d.pairs.count, "ids are unique")
+
+        // A generator that was not read, and a pair of one generator with itself, are configuration errors.
+        options.generatorPairs = [GeneratorPair(chosen: "claude", rejected: "alpaca-7b")]
+        let missing = try XCTUnwrap(expectDatasetError(try DatasetLoader.load(.alpacaEval, paths: files, options: options)))
+        XCTAssertTrue(missing.description.contains("claude") && missing.description.contains("generatorPairs"), missing.description)
+        options.generatorPairs = [GeneratorPair(chosen: "gpt4", rejected: "gpt4")]
+        let same = try XCTUnwrap(expectDatasetError(try DatasetLoader.load(.alpacaEval, paths: files, options: options)))
+        XCTAssertTrue(same.description.contains("generatorPairs[0]"), same.description)
     }
 
     func testCoCoNotPairs() throws {
