@@ -11,7 +11,7 @@ struct Dualign: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dualign",
         abstract: "Align language models with human preferences under safety constraints, on CPU clusters.",
-        subcommands: [Train.self, Generate.self, Export.self, Tokenize.self, DualCommand.self, InitModel.self, LaunchFlags.self, Bench.self, CommCheck.self, Score.self, Merge.self, Align.self, Eval.self, PrivacyCommand.self, PrivateSplit.self]
+        subcommands: [Train.self, Generate.self, Export.self, Tokenize.self, DualCommand.self, InitModel.self, LaunchFlags.self, Bench.self, CommCheck.self, Score.self, Merge.self, Align.self, Eval.self, PrivacyCommand.self, PrivateSplit.self, RejectedSamples.self]
     )
 
     /// Runs the command, then finalizes MPI on every rank; after an error under mpirun, aborts the job.

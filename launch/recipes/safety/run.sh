@@ -38,6 +38,15 @@ for task in sft reward cost; do
 done
 launch/train.sh reward "$recipe/reward-heldout.yaml" --ranks "$ranks"
 launch/train.sh cost "$recipe/cost-heldout.yaml" --ranks "$ranks"
+# Optional, off (no config reads its output yet): rejected answers for safety-tuned-llamas from the
+# original model's own samples, kept when the refusal classifier and the cost model agree they comply,
+# written as pku-saferlhf safety pairs to runs/safety/rejected/pairs.jsonl (for DPO with
+# aspects: [harmlessness], or a retrained cost model); see docs/data.md. Measured: 64 prompts x 2 samples
+# on 1 rank, 154 s wall (109 s CPU) on a busy 2-core machine; 62 pairs kept.
+# [ -f runs/safety/rejected/pairs.jsonl ] || mpirun --allow-run-as-root --bind-to core --map-by core -np "$ranks" \
+#     -x OPENBLAS_NUM_THREADS=1 -x DUALIGN_DATA ${DUALIGN_CACHE:+-x DUALIGN_CACHE} "$BIN" rejected-samples --threads 1 \
+#     --model smollm2-135m --cost-model runs/safety/cost/final.gguf --samples 2 --max-prompts 64 --out runs/safety/rejected \
+#     --dataset '{schema: safety-tuned-llamas, paths: [$DUALIGN_DATA/safety-tuned-llamas/safety_only_data_Instructions.json]}'
 methods=(mocan sacpo primal-dual)
 [ "$all" -eq 1 ] && methods+=(pecan)
 for method in "${methods[@]}"; do
