@@ -3,7 +3,7 @@
 
 Reads runs/safety/eval/eval.json (every model's rates with n and 95 % intervals, win rates, the guarantee
 checks, budgets) and the score models' metrics (held-out accuracy per source: the training run's own
-held-out pairs, and the never-seen XSTest source from the *-heldout runs), and writes them without the
+held-out pairs per source, and the sources they never trained on from the *-heldout runs), and writes them without the
 sample answers. Usage: launch/recipes/safety/results.py [RUNS_DIR] [OUT_JSON]
 """
 import json
@@ -35,7 +35,7 @@ def main():
     for name in ("reward", "cost"):
         score_models[name] = {
             "trainingSourcesHeldOut": last_eval(os.path.join(runs, name, "metrics.jsonl")),
-            "neverSeenSourceXSTest": last_eval(os.path.join(runs, name + "-heldout-xstest", "metrics.jsonl")),
+            "neverSeenSources": last_eval(os.path.join(runs, name + "-heldout", "metrics.jsonl")),
         }
     stages = {}
     for name in ("sft", "reward", "cost"):

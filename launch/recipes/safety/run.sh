@@ -2,7 +2,8 @@
 # The safety recipe on SmolLM2-135M-Instruct, on this machine with 2 ranks (under two hours on 2 cores):
 #   1. sft.yaml      SFT (LoRA) on refusal and helpful demonstrations → π_ref of every method below;
 #   2. reward.yaml, cost.yaml   score models (LoRA + score head) on pairs from several sources, and their
-#                    accuracy on a source they never saw (reward-heldout.yaml, cost-heldout.yaml);
+#                    accuracy on a source they never saw (reward-heldout.yaml, cost-heldout.yaml); rejected
+#                    answers for safety-tuned-llamas' harmful questions from the original model's samples;
 #   3. mocan.yaml    the main method; then the same data and DPO budget for SACPO and the primal–dual
 #                    baseline (and PeCAN with --all);
 #   4. `dualign eval` of the original model, the SFT model and every aligned model on held-out
@@ -36,24 +37,39 @@ export DUALIGN_BIN=$BIN
 for task in sft reward cost; do
     [ -f "runs/safety/$task/final.gguf" ] || launch/train.sh "$task" "$recipe/$task.yaml" --ranks "$ranks"
 done
-launch/train.sh reward "$recipe/reward-heldout.yaml" --ranks "$ranks"
-launch/train.sh cost "$recipe/cost-heldout.yaml" --ranks "$ranks"
-# Optional, off (no config reads its output yet): rejected answers for safety-tuned-llamas from the
-# original model's own samples, kept when the refusal classifier and the cost model agree they comply,
-# written as pku-saferlhf safety pairs to runs/safety/rejected/pairs.jsonl (for DPO with
-# aspects: [harmlessness], or a retrained cost model); see docs/data.md. Measured: 64 prompts x 2 samples
-# on 1 rank, 154 s wall (109 s CPU) on a busy 2-core machine; 62 pairs kept.
-# [ -f runs/safety/rejected/pairs.jsonl ] || mpirun --allow-run-as-root --bind-to core --map-by core -np "$ranks" \
-#     -x OPENBLAS_NUM_THREADS=1 -x DUALIGN_DATA ${DUALIGN_CACHE:+-x DUALIGN_CACHE} "$BIN" rejected-samples --threads 1 \
-#     --model smollm2-135m --cost-model runs/safety/cost/final.gguf --samples 2 --max-prompts 64 --out runs/safety/rejected \
-#     --dataset '{schema: safety-tuned-llamas, paths: [$DUALIGN_DATA/safety-tuned-llamas/safety_only_data_Instructions.json]}'
+for task in reward cost; do
+    [ -f "runs/safety/$task-heldout/metrics.jsonl" ] || launch/train.sh "$task" "$recipe/$task-heldout.yaml" --ranks "$ranks"
+done
+# Rejected answers for safety-tuned-llamas' harmful questions from the original model's own samples,
+# kept when the refusal classifier and the cost model agree they comply: pku-saferlhf safety pairs
+# (safe answer ≻ sample) in runs/safety/rejected/pairs.jsonl, which the alignment configs train on
+# (docs/data.md, "Rejected answers from the model's own samples").
+threads=$(( $(nproc) / ranks )); [ "$threads" -ge 1 ] || threads=1
+rejected_args=(rejected-samples --threads "$threads" --model smollm2-135m --cost-model runs/safety/cost/final.gguf
+               --samples 2 --temperature 0.7 --top-p 0.9 --max-new-tokens 48 --max-prompts 160 --out runs/safety/rejected
+               --dataset '{schema: safety-tuned-llamas, paths: [$DUALIGN_DATA/safety-tuned-llamas/safety_only_data_Instructions.json]}')
+if [ ! -f runs/safety/rejected/pairs.jsonl ]; then
+    if [ "$ranks" -eq 1 ]; then
+        "$BIN" "${rejected_args[@]}"
+    else
+        # shellcheck disable=SC2086
+        mpirun --allow-run-as-root --bind-to core --map-by core -np "$ranks" -x OPENBLAS_NUM_THREADS=$threads -x DUALIGN_DATA \
+            ${DUALIGN_CACHE:+-x DUALIGN_CACHE} ${MPIRUN_ARGS:-} "$BIN" "${rejected_args[@]}"
+    fi
+fi
 methods=(mocan sacpo primal-dual)
 [ "$all" -eq 1 ] && methods+=(pecan)
 for method in "${methods[@]}"; do
-    launch/train.sh "$method" "$recipe/$method.yaml" --ranks "$ranks"
+    extra=()
+    if [ "$method" = primal-dual ]; then
+        # The primal–dual baseline aims at the expected cost MoCAN's dual asked for: d = E_ref[cost] − b.
+        d=$(python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["result"]; print(-r["referenceUtility"][0] - r["margin"][0])' \
+            runs/safety/mocan/stages/3-dual/stage.json)
+        extra=(-- --set "align.costThreshold=$d")
+    fi
+    launch/train.sh "$method" "$recipe/$method.yaml" --ranks "$ranks" "${extra[@]}"
 done
 
-threads=$(( $(nproc) / ranks )); [ "$threads" -ge 1 ] || threads=1
 eval_args=(eval --out runs/safety/eval --model sft=runs/safety/sft/final.gguf --training-run runs/safety/sft
            --reward-model runs/safety/reward/final.gguf --cost-model runs/safety/cost/final.gguf
            --prompt-set "dual=$recipe/mocan.yaml" --max-prompts 64 --max-new-tokens 48 --threads "$threads")
