@@ -18,9 +18,13 @@ public struct Estimate: Codable, Equatable, Sendable {
     public var interval: String
     /// For a proportion, the number of successes (`value` = successes / n).
     public var successes: Int?
+    /// With several sampled answers per prompt, the answers behind the `n` prompts (each prompt's
+    /// value is the mean over its answers; nil with one answer per prompt).
+    public var answers: Int?
 
-    public init(value: Double, lo: Double, hi: Double, n: Int, interval: String, successes: Int? = nil) {
+    public init(value: Double, lo: Double, hi: Double, n: Int, interval: String, successes: Int? = nil, answers: Int? = nil) {
         self.value = value; self.lo = lo; self.hi = hi; self.n = n; self.interval = interval; self.successes = successes
+        self.answers = answers
     }
 
     /// Whether `x` lies in [lo, hi].
