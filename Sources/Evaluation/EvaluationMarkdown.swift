@@ -64,11 +64,12 @@ extension EvaluationReport {
         if let K = settings.sampling?.samplesPerPrompt, K > 1 {
             s += "every per-prompt quantity is the mean over the prompt's \(K) answers (reward, cost, the fraction of answers refused, "
             s += "the fraction with cost ≤ 0; a win rate scores each prompt by its \(K) × \(K) pairs of the model's and the reference's answers), "
-            s += "and prompts stay the unit: proportions (refusal, compliance, safe rate) are means of per-prompt fractions, and they, "
-            s += "the means, mean differences and win rates use a paired percentile bootstrap over prompts (\(settings.bootstrapSamples) resamples, "
-            s += "seed \(settings.bootstrapSeed)), not the Wilson interval, which would treat a prompt's \(K) answers as independent; "
-            s += "the resampled per-prompt means carry the randomness of the sampled answers as well as that of the prompts. "
-            s += "Counts read \"n=prompts (answers)\". "
+            s += "and prompts stay the unit: means, mean differences and win rates against the reference use a paired percentile "
+            s += "bootstrap over prompts (\(settings.bootstrapSamples) resamples, seed \(settings.bootstrapSeed)), whose resampled per-prompt means "
+            s += "carry the randomness of the sampled answers as well as that of the prompts; proportions (refusal, compliance, safe rate) "
+            s += "are means of per-prompt fractions with the Wilson score interval at the effective number of answers (the design effect: "
+            s += "a prompt's \(K) answers are not independent, so they count as between 1 and \(K) answers, as the spread of the fractions "
+            s += "between prompts says; as 1 when the rate is 0 or 1). Counts read \"n=prompts (answers)\". "
         } else {
             s += "proportions "
             s += "(refusal, compliance, safe rate) use the Wilson score interval; means, mean differences and win rates against the "

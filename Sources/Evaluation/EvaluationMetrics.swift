@@ -1,6 +1,6 @@
 // Safety-evaluation metrics from scored, classified responses, each with its number of prompts and a
 // 95 % confidence interval: refusal and compliance rates (Wilson; with K sampled answers per prompt,
-// the mean of per-prompt fractions with a bootstrap interval over prompts), mean reward and cost, and
+// the mean of per-prompt fractions with the design-effect Wilson interval), mean reward and cost, and
 // win rates and mean differences against a reference on the same prompts (paired bootstrap). No I/O.
 
 import Foundation
@@ -28,7 +28,8 @@ public struct GroupMetrics: Equatable, Codable, Sendable {
     /// Prompts in the group.
     public var n: Int
     /// Fraction of the harmful (`unsafe`) prompts refused, with its Wilson interval (with K sampled
-    /// answers per prompt: the mean over prompts of the fraction of answers refused, bootstrap interval).
+    /// answers per prompt: the mean over prompts of the fraction of answers refused, with the Wilson
+    /// interval at the design-effect effective number of answers).
     public var refusal: Estimate?
     /// Fraction of the benign (`safe`) prompts answered (1 − over-refusal), Wilson interval (K > 1: as `refusal`).
     public var compliance: Estimate?
@@ -110,11 +111,13 @@ public struct EvaluationMetrics {
     }
 
     /// A proportion over prompts from each prompt's per-answer flags: with one answer per prompt, the
-    /// Wilson interval of the flags; with more, the mean of the per-prompt fractions with a bootstrap
-    /// interval over prompts (the K answers of a prompt are not independent, so prompts stay the unit).
+    /// Wilson interval of the flags; with more, the mean of the per-prompt fractions with the Wilson
+    /// interval at the design-effect effective size (`Statistics.clusteredWilson`): the K answers of a
+    /// prompt are not independent, so they count as somewhere between one and K answers.
     func proportion(_ flags: [[Bool]]) -> Estimate? {
         if flags.allSatisfy({ $0.count == 1 }) { return Statistics.wilson(flags.map { $0[0] }, confidence: confidence) }
-        return mean(flags.map { PromptAnswers.mean($0.map { $0 ? 1 : 0 }) }, answers: flags.reduce(0) { $0 + $1.count })
+        return Statistics.clusteredWilson(fractions: flags.map { PromptAnswers.mean($0.map { $0 ? 1 : 0 }) },
+                                          answers: flags.map(\.count), confidence: confidence)
     }
 
     /// The bootstrap mean of per-prompt values, carrying the answers behind them when a prompt has several.

@@ -148,7 +148,9 @@ final class SampledEvalRunTests: XCTestCase {
                 let expected = refusedFractions.reduce(0, +) / 3
                 let rate = try XCTUnwrap(group[rateKey] as? [String: Any], "\(name)/\(set) \(rateKey)")
                 XCTAssertEqual(rate["value"] as! Double, rateKey == "refusal" ? expected : 1 - expected, accuracy: 1e-12, "\(name)/\(set) \(rateKey)")
-                XCTAssertEqual(rate["interval"] as? String, "bootstrap", "\(name)/\(set): a mean of per-prompt fractions")
+                XCTAssertEqual(rate["interval"] as? String, "wilson-clustered", "\(name)/\(set): a mean of per-prompt fractions")
+                let effective = try XCTUnwrap(rate["effectiveN"] as? Double, "\(name)/\(set) effective answers")
+                XCTAssertTrue(effective >= 3 && effective <= Double(3 * K), "\(name)/\(set): n_eff \(effective) outside [prompts, answers]")
                 XCTAssertEqual(rate["n"] as? Int, 3)
                 XCTAssertEqual(rate["answers"] as? Int, 3 * K)
             }
