@@ -6,11 +6,12 @@ import Foundation
 import Datasets
 
 extension EvaluationReport {
-    /// "0.031 [0.011, 0.088] n=96" ("–" when missing); proportions also give successes/n.
+    /// "0.031 [0.011, 0.088] n=96" ("–" when missing); proportions also give successes/n, and means over
+    /// several sampled answers per prompt the answers: "n=32 (128 answers)".
     static func cell(_ e: Estimate?, digits: Int = 3) -> String {
         guard let e, e.value.isFinite else { return "–" }
         let f = { (x: Double) in String(format: "%.\(digits)f", x) }
-        let count = e.successes.map { "\($0)/\(e.n)" } ?? "n=\(e.n)"
+        let count = e.successes.map { "\($0)/\(e.n)" } ?? (e.answers.map { "n=\(e.n) (\($0) answers)" } ?? "n=\(e.n)")
         return "\(f(e.value)) [\(f(e.lo)), \(f(e.hi))] \(count)"
     }
 
@@ -52,10 +53,28 @@ extension EvaluationReport {
         let pct = Int((settings.confidence * 100).rounded())
         var s = "# Safety evaluation\n\n"
         s += "Reference `\(settings.reference)`; reward model `\(settings.rewardModel)`; cost model `\(settings.costModel)`. "
-        s += "Greedy answers of at most \(settings.maxNewTokens) new tokens (template \(settings.template)), at most \(settings.maxPrompts) prompts per set.\n\n"
-        s += "**How to read the numbers.** Every rate is followed by its \(pct) % confidence interval and its count: proportions "
-        s += "(refusal, compliance, safe rate) use the Wilson score interval; means, mean differences and win rates against the "
-        s += "reference use a paired percentile bootstrap over prompts (\(settings.bootstrapSamples) resamples, seed \(settings.bootstrapSeed)). "
+        if let sampling = settings.sampling {
+            s += "\(sampling.summary) from every model, the reference included, "
+            s += "of at most \(settings.maxNewTokens) new tokens (template \(settings.template)), at most \(settings.maxPrompts) prompts per set; "
+            s += "answer k of prompt i comes from its own generator, keyed by (seed, i·\(sampling.samplesPerPrompt) + k).\n\n"
+        } else {
+            s += "Greedy answers of at most \(settings.maxNewTokens) new tokens (template \(settings.template)), at most \(settings.maxPrompts) prompts per set.\n\n"
+        }
+        s += "**How to read the numbers.** Every rate is followed by its \(pct) % confidence interval and its count: "
+        if let K = settings.sampling?.samplesPerPrompt, K > 1 {
+            s += "every per-prompt quantity is the mean over the prompt's \(K) answers (reward, cost, the fraction of answers refused, "
+            s += "the fraction with cost ≤ 0; a win rate scores each prompt by its \(K) × \(K) pairs of the model's and the reference's answers), "
+            s += "and prompts stay the unit: means, mean differences and win rates against the reference use a paired percentile "
+            s += "bootstrap over prompts (\(settings.bootstrapSamples) resamples, seed \(settings.bootstrapSeed)), whose resampled per-prompt means "
+            s += "carry the randomness of the sampled answers as well as that of the prompts; proportions (refusal, compliance, safe rate) "
+            s += "are means of per-prompt fractions with the Wilson score interval at the effective number of answers (the design effect: "
+            s += "a prompt's \(K) answers are not independent, so they count as between 1 and \(K) answers, as the spread of the fractions "
+            s += "between prompts says; as 1 when the rate is 0 or 1). Counts read \"n=prompts (answers)\". "
+        } else {
+            s += "proportions "
+            s += "(refusal, compliance, safe rate) use the Wilson score interval; means, mean differences and win rates against the "
+            s += "reference use a paired percentile bootstrap over prompts (\(settings.bootstrapSamples) resamples, seed \(settings.bootstrapSeed)). "
+        }
         s += "Prompts are the unit: the intervals say how much the numbers would move on another draw of prompts from the same sets, "
         s += "not how good the judges are. Refusals are marked by a string-match classifier ("
         s += settings.refusalClassifier.heldOutAgreement.map { "agreement \(cell($0.agreement.value)) [\(cell($0.agreement.lo)), \(cell($0.agreement.hi))] on \($0.agreement.n) \($0.data)" }.joined(separator: "; ")
@@ -118,6 +137,10 @@ extension EvaluationReport {
             s += "The prediction is for the dual's own prompt distribution; it is checked on held-out prompts of that distribution "
             s += "(the extra sets: \(extra.joined(separator: ", "))). It holds when the achieved Δg's interval contains the prediction "
             s += "or lies above it; \"below\" means the whole interval is below the prediction.\n\n"
+            if let sampling = settings.sampling {
+                s += "The achieved Δg here is E_π[g] − E_π_ref[g] estimated from \(sampling.summary): the quantity the dual predicts, "
+                s += "provided the temperature and top-p are the ones its samples were drawn at (`align.temperature`, `align.topP` of the run's config).\n\n"
+            }
             s += header(["model", "method", "set", "margin b", "predicted Δg", "achieved Δg", "prediction inside the interval", "verdict"])
             for e in predicting {
                 for g in e.guarantees {
@@ -148,6 +171,7 @@ extension EvaluationReport {
 
         if !samples.isEmpty {
             s += "\n## Sample answers\n\n[refused] / [answered] is the refusal classifier's mark; answers are cut at 280 characters.\n"
+            if let K = settings.sampling?.samplesPerPrompt, K > 1 { s += "Each answer shown is the first of the prompt's \(K) samples (sample 0); `generations/` holds all of them.\n" }
             for (i, sample) in samples.enumerated() {
                 s += "\n**\(i + 1). \(sample.set), \(sample.label == "unsafe" ? "harmful" : "benign"):** \(excerpt(sample.prompt, limit: 400))\n\n"
                 for a in sample.answers {

@@ -139,18 +139,21 @@ public struct EvaluationSettings: Codable, Equatable, Sendable {
     /// Percentile-bootstrap resamples and seed (win rates, means, mean differences).
     public var bootstrapSamples: Int
     public var bootstrapSeed: UInt64
+    /// How the answers were drawn when sampled (K per prompt, temperature, top-p, seed); nil (and absent
+    /// from eval.json): one greedy answer per prompt.
+    public var sampling: AnswerSampling?
 
     public init(template: String, maxNewTokens: Int, maxPrompts: Int, batchSize: Int, maxLength: Int?, xstestHoldout: Double,
                 coconotHoldout: Double, alpacaHoldout: Double, holdoutSeed: UInt64, sets: [EvaluationSetInfo],
                 rewardModel: String, costModel: String, reference: String, refusalClassifier: ClassifierInfo = .standard,
-                confidence: Double, bootstrapSamples: Int, bootstrapSeed: UInt64) {
+                confidence: Double, bootstrapSamples: Int, bootstrapSeed: UInt64, sampling: AnswerSampling? = nil) {
         self.template = template; self.maxNewTokens = maxNewTokens; self.maxPrompts = maxPrompts; self.batchSize = batchSize
         self.maxLength = maxLength; self.xstestHoldout = xstestHoldout; self.coconotHoldout = coconotHoldout
         self.alpacaHoldout = alpacaHoldout; self.holdoutSeed = holdoutSeed
         self.promptCounts = Dictionary(uniqueKeysWithValues: sets.map { ($0.name, $0.prompts) })
         self.sets = sets; self.rewardModel = rewardModel; self.costModel = costModel; self.reference = reference
         self.refusalClassifier = refusalClassifier; self.confidence = confidence
-        self.bootstrapSamples = bootstrapSamples; self.bootstrapSeed = bootstrapSeed
+        self.bootstrapSamples = bootstrapSamples; self.bootstrapSeed = bootstrapSeed; self.sampling = sampling
     }
 }
 
@@ -207,11 +210,13 @@ public enum EvaluationReport {
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 
-    /// One JSONL line per response: prompt, set, label, response, reward, cost, refused, tokens, stopped.
+    /// One JSONL line per response: prompt, set, label, response, reward, cost, refused, tokens, stopped,
+    /// and `sample` (which of the prompt's K answers) when the answers were sampled.
     public static func generationsJSONL(_ responses: [EvaluatedResponse]) throws -> String {
         struct Line: Encodable {
             var prompt: String, set: String, label: String, response: String
             var reward: Double, cost: Double, refused: Bool, tokens: Int, stopped: Bool
+            var sample: Int?
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -219,7 +224,7 @@ public enum EvaluationReport {
         return try responses.map { r in
             String(decoding: try encoder.encode(Line(prompt: r.prompt.text, set: r.prompt.set, label: r.prompt.label,
                                                      response: r.response, reward: r.reward, cost: r.cost, refused: r.refused,
-                                                     tokens: r.tokens, stopped: r.stopped)), as: UTF8.self) + "\n"
+                                                     tokens: r.tokens, stopped: r.stopped, sample: r.sample)), as: UTF8.self) + "\n"
         }.joined()
     }
 }

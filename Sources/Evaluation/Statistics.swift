@@ -1,5 +1,6 @@
-// Confidence intervals for the evaluation's numbers: Wilson score intervals for proportions and a
-// seeded percentile bootstrap for means, mean differences and win rates over prompts.
+// Confidence intervals for the evaluation's numbers: Wilson score intervals for proportions (with K
+// sampled answers per prompt, at the design-effect effective sample size) and a seeded percentile
+// bootstrap for means, mean differences and win rates over prompts.
 
 import Foundation
 import Tensors
@@ -18,9 +19,17 @@ public struct Estimate: Codable, Equatable, Sendable {
     public var interval: String
     /// For a proportion, the number of successes (`value` = successes / n).
     public var successes: Int?
+    /// With several sampled answers per prompt, the answers behind the `n` prompts (each prompt's
+    /// value is the mean over its answers; nil with one answer per prompt).
+    public var answers: Int?
+    /// For a proportion over clustered answers (`wilson-clustered`), the effective number of
+    /// independent answers the Wilson interval was computed at, in [n, answers].
+    public var effectiveN: Double?
 
-    public init(value: Double, lo: Double, hi: Double, n: Int, interval: String, successes: Int? = nil) {
+    public init(value: Double, lo: Double, hi: Double, n: Int, interval: String, successes: Int? = nil, answers: Int? = nil,
+                effectiveN: Double? = nil) {
         self.value = value; self.lo = lo; self.hi = hi; self.n = n; self.interval = interval; self.successes = successes
+        self.answers = answers; self.effectiveN = effectiveN
     }
 
     /// Whether `x` lies in [lo, hi].
@@ -49,15 +58,47 @@ public enum Statistics {
     public static func wilson(successes: Int, n: Int, confidence: Double = 0.95) -> Estimate? {
         guard n > 0 else { return nil }
         precondition(successes >= 0 && successes <= n, "successes must be in 0...n")
-        let z = normalQuantile(confidence: confidence)
-        let nn = Double(n), p = Double(successes) / nn
-        let denominator = 1 + z * z / nn
-        let centre = (p + z * z / (2 * nn)) / denominator
-        let half = z * (p * (1 - p) / nn + z * z / (4 * nn * nn)).squareRoot() / denominator
+        let p = Double(successes) / Double(n)
+        let (centre, half) = wilsonScore(p: p, n: Double(n), z: normalQuantile(confidence: confidence))
         // Clamp rounding at the ends (the exact interval starts at 0 for 0 successes, ends at 1 for n).
         let lo = successes == 0 ? 0 : max(0, centre - half)
         let hi = successes == n ? 1 : min(1, centre + half)
         return Estimate(value: p, lo: lo, hi: hi, n: n, interval: "wilson", successes: successes)
+    }
+
+    /// Centre and half-width of the Wilson score interval of a proportion p̂ estimated from n (possibly
+    /// effective, non-integer) independent trials.
+    static func wilsonScore(p: Double, n nn: Double, z: Double) -> (centre: Double, half: Double) {
+        let denominator = 1 + z * z / nn
+        let centre = (p + z * z / (2 * nn)) / denominator
+        let half = z * (p * (1 - p) / nn + z * z / (4 * nn * nn)).squareRoot() / denominator
+        return (centre, half)
+    }
+
+    /// A proportion over clustered answers — prompt i has `answers[i]` answers, a fraction `fractions[i]`
+    /// of them successes — as the mean of the per-prompt fractions, with the Wilson interval at the
+    /// design-effect effective sample size (Korn & Graubard 1998 with Clopper–Pearson; Franco, Little,
+    /// Louis & Slud 2019 recommend Wilson): n_eff = p̂(1 − p̂) / v̂, v̂ = s²/n the variance of the mean over
+    /// the n prompts (s² with n − 1), kept within [n, Σ answers]. The bounds are those of the true
+    /// effective size: a [0, 1]-valued per-prompt fraction has variance at most p(1 − p) (n_eff ≥ n, the
+    /// answers of a prompt all alike), and K answers drawn independently given the prompt have at least
+    /// p(1 − p)/K (n_eff ≤ nK, no dependence). When v̂ cannot say (p̂ = 0 or 1, or one prompt), n_eff = n,
+    /// the conservative end: the interval is then the Wilson interval of n single answers. nil when empty.
+    public static func clusteredWilson(fractions: [Double], answers: [Int], confidence: Double = 0.95) -> Estimate? {
+        precondition(fractions.count == answers.count, "one answer count per fraction")
+        let n = fractions.count
+        guard n > 0 else { return nil }
+        let total = answers.reduce(0, +), nn = Double(n)
+        let p = fractions.reduce(0, +) / nn
+        var effective = nn
+        if n > 1 && p > 0 && p < 1 {
+            let s2 = fractions.reduce(0) { $0 + ($1 - p) * ($1 - p) } / (nn - 1)
+            effective = s2 > 0 ? min(max(p * (1 - p) / (s2 / nn), nn), Double(total)) : Double(total)
+        }
+        let (centre, half) = wilsonScore(p: p, n: effective, z: normalQuantile(confidence: confidence))
+        let lo = p == 0 ? 0 : max(0, centre - half)
+        let hi = p == 1 ? 1 : min(1, centre + half)
+        return Estimate(value: p, lo: lo, hi: hi, n: n, interval: "wilson-clustered", answers: total, effectiveN: effective)
     }
 
     /// The Wilson interval of the true values in `flags`.

@@ -19,7 +19,9 @@ struct Eval: ParsableCommand {
         Writes (rank 0) into --out: eval.json (every number with its n and 95 % interval), generations/<name>.jsonl, \
         report.md (tables, sample answers, plots), plot.svg / plot.png (mean reward against mean −cost) and curves.svg / \
         curves.png (training curves of the --run directories). PNGs are rendered from the SVGs with rsvg-convert \
-        (Debian's librsvg2-bin). Give a prompt file as `none` to skip that set. See docs/evaluation.md.
+        (Debian's librsvg2-bin). Give a prompt file as `none` to skip that set. Answers are greedy unless --temperature \
+        asks for sampled ones: --samples K answers per prompt from every model, each per-prompt number the mean over them \
+        (check MoCAN's guarantee with the dual's K and temperature: --samples 4 --temperature 1). See docs/evaluation.md.
         """)
 
     @Option(help: "Where the results go (created if missing).")
@@ -70,8 +72,16 @@ struct Eval: ParsableCommand {
     var bootstrapSeed: UInt64 = 0
     @Option(name: .customLong("max-new-tokens"), parsing: .unconditional, help: "New tokens per response at most.")
     var maxNewTokens = 64
-    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Prompts generated and scored together (also the unit of sharding).")
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Answers generated and scored together (also the unit of sharding).")
     var batchSize = 8
+    @Option(parsing: .unconditional, help: "Sampled answers per prompt from every model, the reference included (needs --temperature); every per-prompt number is the mean over them. Default: one greedy answer.")
+    var samples = 1
+    @Option(parsing: .unconditional, help: "Sample the answers at this temperature instead of decoding greedily (MoCAN's guarantee: the dual's align.temperature, 1 by default).")
+    var temperature: Double?
+    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Nucleus mass of the sampled answers, in (0, 1] (the dual's align.topP, 1 by default; needs --temperature).")
+    var topP: Double?
+    @Option(name: .customLong("sample-seed"), parsing: .unconditional, help: "Seed of the sampled answers: answer k of prompt i has its own generator, whatever the ranks and batch size (needs --temperature).")
+    var sampleSeed: UInt64?
     @Option(name: .customLong("max-length"), parsing: .unconditional, help: "Longest scored sequence in tokens (default: the score model's context).")
     var maxLength: Int?
     @Flag(name: .customLong("allow-untrained-head"), help: "Accept score models without a trained score head (a random head; for tests only).")
@@ -86,6 +96,7 @@ struct Eval: ParsableCommand {
         if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1, got \(maxNewTokens)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if let maxLength, maxLength < 2 { throw ValidationError("--max-length must be at least 2, got \(maxLength)") }
+        try validateSampling()
         if !(xstestHoldout >= 0 && xstestHoldout < 1) {
             throw ValidationError("--xstest-holdout must be in [0, 1), got \(xstestHoldout); use 0 to evaluate on every XSTest prompt")
         }
@@ -121,6 +132,30 @@ struct Eval: ParsableCommand {
         if [advbench, harmbench, xstest, physicalSafety, coconot, alpacaEval].allSatisfy({ $0 == "none" }) && promptSets.isEmpty {
             throw ValidationError("every prompt set is `none`; give at least one of --advbench, --harmbench, --xstest, --physical-safety, --coconot, --alpaca-eval or --prompt-set")
         }
+    }
+
+    /// Checks the sampling flags: --samples, --top-p and --sample-seed only mean something for sampled
+    /// answers, which --temperature asks for.
+    func validateSampling() throws {
+        if samples < 1 { throw ValidationError("--samples must be at least 1, got \(samples)") }
+        guard let temperature else {
+            let given = [samples > 1 ? "--samples \(samples)" : nil, topP.map { "--top-p \($0)" }, sampleSeed.map { "--sample-seed \($0)" }].compactMap { $0 }
+            if !given.isEmpty {
+                throw ValidationError("\(given.joined(separator: ", ")) only applies to sampled answers, and the answers are greedy without --temperature; add --temperature T (MoCAN's guarantee check: the dual's align.temperature, 1 by default), or drop \(given.count == 1 ? "it" : "them") for greedy answers")
+            }
+            return
+        }
+        if !(temperature > 0 && temperature.isFinite) {
+            throw ValidationError("--temperature must be a finite number above 0, got \(temperature); leave it out for greedy answers")
+        }
+        if let topP, !(topP > 0 && topP <= 1) {
+            throw ValidationError("--top-p must be in (0, 1], got \(topP); 1 keeps the whole distribution, as the dual samples by default")
+        }
+    }
+
+    /// How answers are drawn: nil (greedy) unless --temperature is given.
+    var sampling: AnswerSampling? {
+        temperature.map { AnswerSampling(samplesPerPrompt: samples, temperature: $0, topP: topP ?? 1, seed: sampleSeed ?? 0) }
     }
 
     /// `NAME=PATH` split at the first `=`.
@@ -221,11 +256,12 @@ struct Eval: ParsableCommand {
         // One model in memory when both flags name the same file (tests; a model judged by itself).
         let costScorer = costModel == rewardModel ? rewardScorer : try scorer(costModel, flag: "--cost-model")
         let evaluator = SafetyEvaluator(prompts: prompts, reward: rewardScorer, cost: costScorer,
-                                        batchSize: batchSize, maxNewTokens: maxNewTokens)
+                                        batchSize: batchSize, maxNewTokens: maxNewTokens, sampling: sampling)
+        let K = evaluator.samplesPerPrompt
         let outDir = URL(fileURLWithPath: out)
         if comm.isRoot {
             try FileManager.default.createDirectory(at: outDir.appendingPathComponent("generations"), withIntermediateDirectories: true)
-            Output.line("eval: \(prompts.count) prompts (\(sets.map { "\($0.info.name) \($0.info.prompts)" }.joined(separator: ", "))), \(aligned.count + 1) model(s), \(comm.size) rank(s)")
+            Output.line("eval: \(prompts.count) prompts (\(sets.map { "\($0.info.name) \($0.info.prompts)" }.joined(separator: ", "))), \(aligned.count + 1) model(s), \(comm.size) rank(s)\(sampling.map { ", \($0.summary)" } ?? "")")
         }
 
         var results: [(EvalModelSpec, [EvaluatedResponse])] = []
@@ -241,7 +277,7 @@ struct Eval: ParsableCommand {
             let seconds = Date().timeIntervalSince(start)
             let tokens = responses.reduce(0) { $0 + $1.tokens }
             let harmful = responses.filter { $0.prompt.set == "advbench" || $0.prompt.set == "harmbench" }
-            let refusal = harmful.isEmpty ? "" : ", refused \(harmful.filter(\.refused).count)/\(harmful.count) harmful prompts"
+            let refusal = harmful.isEmpty ? "" : ", refused \(harmful.filter(\.refused).count)/\(harmful.count) harmful \(K > 1 ? "answers" : "prompts")"
             Output.line("eval: \(entry.name): \(responses.count) responses, \(tokens) tokens in \(String(format: "%.1f", seconds)) s (\(String(format: "%.1f", Double(tokens) / max(seconds, 1e-9))) tokens/s)\(refusal)")
             results.append((entry, responses))
         }
@@ -250,22 +286,22 @@ struct Eval: ParsableCommand {
         let extraSets = sets.filter { $0.info.role == .extra }.map(\.info.name)
         let metrics = EvaluationMetrics(overallSets: Set(sets.filter { $0.info.role != .extra }.map(\.info.name)),
                                         bootstrap: Bootstrap(samples: bootstrapSamples, seed: bootstrapSeed))
-        let referenceRecords = results[0].1.map(\.record)
-        let referenceEval = ModelEvaluation(model: referenceEntry, metrics: metrics.summarize(referenceRecords), comparison: nil)
+        let referenceRecords = try EvaluatedResponse.promptAnswers(results[0].1, samplesPerPrompt: K)
+        let referenceEval = ModelEvaluation(model: referenceEntry, metrics: metrics.summarize(prompts: referenceRecords), comparison: nil)
         let evaluations = try results.dropFirst().map { entry, responses in
-            let records = responses.map(\.record)
-            let comparison = try metrics.compare(records, reference: referenceRecords)
+            let records = try EvaluatedResponse.promptAnswers(responses, samplesPerPrompt: K)
+            let comparison = try metrics.compare(prompts: records, reference: referenceRecords)
             let guarantees = extraSets.compactMap {
                 EvaluationMetrics.guarantee(predicted: entry.predictedImprovement, margin: entry.margin, set: $0, comparison: comparison)
             }
-            return ModelEvaluation(model: entry, metrics: metrics.summarize(records), comparison: comparison, guarantees: guarantees)
+            return ModelEvaluation(model: entry, metrics: metrics.summarize(prompts: records), comparison: comparison, guarantees: guarantees)
         }
         let settings = EvaluationSettings(
             template: template, maxNewTokens: maxNewTokens, maxPrompts: maxPrompts, batchSize: batchSize, maxLength: maxLength,
             xstestHoldout: xstestHoldout, coconotHoldout: coconotHoldout, alpacaHoldout: alpacaHoldout, holdoutSeed: holdoutSeed,
             sets: sets.map(\.info), rewardModel: rewardModel, costModel: costModel, reference: reference,
-            confidence: metrics.confidence, bootstrapSamples: bootstrapSamples, bootstrapSeed: bootstrapSeed)
-        let samples = SampleAnswer.pick(prompts: prompts, responses: results.map { ($0.0.name, $0.1) })
+            confidence: metrics.confidence, bootstrapSamples: bootstrapSamples, bootstrapSeed: bootstrapSeed, sampling: sampling)
+        let samples = SampleAnswer.pick(prompts: prompts, responses: results.map { ($0.0.name, EvaluatedResponse.firstSamples($0.1)) })
 
         let all = [referenceEval] + evaluations
         let plot = ScatterPlot(points: all.map { e in
@@ -274,7 +310,7 @@ struct Eval: ParsableCommand {
                                 xInterval: safety.map { (-$0.hi)...(-$0.lo) }, yInterval: reward.map { $0.lo...$0.hi })
         }, title: "Helpfulness against harmlessness", xTitle: "harmlessness: mean −cost (cost model)",
            yTitle: "helpfulness: mean reward (reward model)",
-           note: "One point per model over \(referenceEval.metrics.overall.n) held-out prompts; bars: 95 % bootstrap intervals of the means.")
+           note: "One point per model over \(referenceEval.metrics.overall.n) held-out prompts\(K > 1 ? " (\(K) sampled answers each)" : ""); bars: 95 % bootstrap intervals of the means.")
         try renderer.write(plot.svg(), svg: outDir.appendingPathComponent("plot.svg"), png: outDir.appendingPathComponent("plot.png"))
         var curvesFile: String?
         if !curveRuns.isEmpty {

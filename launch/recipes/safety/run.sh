@@ -83,11 +83,14 @@ else
         "$BIN" "${eval_args[@]}"
 fi
 # MoCAN's guarantee is about improvement over π_ref (the SFT model), on held-out prompts of its own pool:
-# the check runs with π_ref as the reference and only that set.
+# the check runs with π_ref as the reference and only that set. The prediction is an improvement of the
+# expected safety under sampling, so the answers are sampled as the dual's were (mocan.yaml:
+# align.samplesPerPrompt 4, align.temperature and align.topP at their default 1), not greedy.
 guarantee_args=(eval --out runs/safety/eval-guarantee --reference runs/safety/sft/final.gguf --run runs/safety/mocan
                 --advbench none --harmbench none --xstest none --physical-safety none --coconot none --alpaca-eval none
                 --reward-model runs/safety/reward/final.gguf --cost-model runs/safety/cost/final.gguf
-                --prompt-set "dual=$recipe/mocan.yaml" --max-prompts 200 --max-new-tokens 48 --threads "$threads")
+                --prompt-set "dual=$recipe/mocan.yaml" --max-prompts 200 --max-new-tokens 48 --threads "$threads"
+                --samples 4 --temperature 1)
 if [ "$ranks" -eq 1 ]; then
     "$BIN" "${guarantee_args[@]}"
 else
