@@ -307,8 +307,8 @@ public final class Trainer {
     }
 
     /// Loss and the objective's metrics on the held-out examples, sharded over ranks; keys prefixed `eval/`.
-    /// With held-out examples from two sources or more, each source's are also written as `eval/<source>/<key>`
-    /// (micro-batches then hold one source each).
+    /// With held-out examples from two sources or more, each source's are also written as `eval/<source>/<key>`,
+    /// with its number of examples as `eval/<source>/examples` (micro-batches then hold one source each).
     func evaluate() throws -> [String: Double] {
         let sources = (0..<objective.evalCount).map { objective.evalSource($0) ?? "" }
         let names = Array(Set(sources)).sorted()
@@ -341,6 +341,7 @@ public final class Trainer {
             let means = Self.means(own, count: max(own["count"] ?? 0, 1))
             let outPrefix = name.isEmpty ? "eval/" : "eval/\(name)/"
             for (k, v) in means where k != "tokens" && (keys?.contains(k) ?? true) { out[outPrefix + k] = v }
+            if !name.isEmpty { out[outPrefix + "examples"] = own["count"] ?? 0 }   // each source's n
         }
         return out
     }

@@ -194,6 +194,7 @@ extension TrainerLoopTests {
                 // 1e-6: the reference log-probs come from batches of other sizes in the two runs (fp32 matmuls).
                 XCTAssertEqual(m, a, accuracy: 1e-6 * max(1, abs(a)), "\(name) \(key): mixed run's per-source value vs the source alone")
             }
+            XCTAssertEqual(mixed["eval/\(name)/examples"], Double(own.count), "\(name)'s number of held-out pairs")
             overall += alone["eval/loss"]! * Double(own.count)
         }
         XCTAssertEqual(mixed["eval/loss"]!, overall / Double(all.count), accuracy: 1e-6, "the overall loss is the mean over every pair")
