@@ -4,9 +4,8 @@
 # recipe (launch/recipes/safety) scaled down to about 15 minutes on 2 cores:
 #   1. SFT (LoRA) on refusal and helpful demonstrations: the reference π_ref of MoCAN;
 #   2. a reward model and a cost model (LoRA + score head) on a few hundred pairs;
-#   3. rejected answers for safety-tuned-llamas' harmful questions from the original model's samples;
-#   4. MoCAN: K samples per prompt from π_ref, λ* from the dual on rank 0, pseudo-labelled pairs, DPO;
-#   5. `dualign eval` of the original model, the SFT model and the MoCAN model on held-out prompts,
+#   3. MoCAN: K samples per prompt from π_ref, λ* from the dual on rank 0, pseudo-labelled pairs, DPO;
+#   4. `dualign eval` of the original model, the SFT model and the MoCAN model on held-out prompts,
 #      ending with the same five harmful and five benign prompts answered by each, marked refused or
 #      answered, and the refusal and compliance rates with their 95 % intervals.
 # Runs on 2 ranks (launch/train.sh). Rerun to resume; delete runs/quickstart to start over. The full
@@ -33,13 +32,9 @@ for task in reward cost; do
 done
 threads=$(( $(nproc) / ranks )); [ "$threads" -ge 1 ] || threads=1
 mpi=(mpirun --allow-run-as-root --bind-to core --map-by core -np $ranks -x OPENBLAS_NUM_THREADS=$threads -x DUALIGN_DATA)
-# Rejected answers for safety-tuned-llamas from the original model's samples (the recipe's stage, on 32 prompts).
-# shellcheck disable=SC2086
-[ -f "$out/rejected/pairs.jsonl" ] || "${mpi[@]}" ${DUALIGN_CACHE:+-x DUALIGN_CACHE} ${MPIRUN_ARGS:-} "$DUALIGN_BIN" rejected-samples \
-    --threads "$threads" --model smollm2-135m --cost-model "$out/cost/final.gguf" --samples 2 --temperature 0.7 --top-p 0.9 \
-    --max-new-tokens 32 --max-prompts 32 --out "$out/rejected" \
-    --dataset '{schema: safety-tuned-llamas, paths: [$DUALIGN_DATA/safety-tuned-llamas/safety_only_data_Instructions.json]}'
-sed "s#runs/safety/rejected/#$out/rejected/#" "$recipe/mocan.yaml" > "$out/mocan.yaml"
+# MoCAN's pairs without the recipe's rejected-samples source: the quickstart's 12-step cost model rates
+# nearly every compliant sample safe (measured: 1 pair kept of 64 samples), so that stage gives nothing here.
+sed '/schema: pku-saferlhf/,+3d' "$recipe/mocan.yaml" > "$out/mocan.yaml"
 launch/train.sh mocan "$out/mocan.yaml" --ranks $ranks --set model="$out/sft/final.gguf" --set outputDir="$out/mocan" \
     --set align.rewardModel="$out/reward/final.gguf" --set align.costModel="$out/cost/final.gguf" \
     --set align.maxPrompts=24 --set align.samplesPerPrompt=4 --set align.maxNewTokens=32 \
