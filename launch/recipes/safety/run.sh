@@ -45,18 +45,20 @@ done
 # (safe answer ≻ sample) in runs/safety/rejected/pairs.jsonl, which the alignment configs train on
 # (docs/data.md, "Rejected answers from the model's own samples").
 threads=$(( $(nproc) / ranks )); [ "$threads" -ge 1 ] || threads=1
-rejected_args=(rejected-samples --threads "$threads" --model smollm2-135m --cost-model runs/safety/cost/final.gguf
-               --samples 2 --temperature 0.7 --top-p 0.9 --max-new-tokens 48 --max-prompts 160 --out runs/safety/rejected
-               --dataset '{schema: safety-tuned-llamas, paths: [$DUALIGN_DATA/safety-tuned-llamas/safety_only_data_Instructions.json]}')
-if [ ! -f runs/safety/rejected/pairs.jsonl ]; then
+# Runs `dualign ARGS…` on this machine's ranks: directly with one rank, else under mpirun (one rank per core).
+on_ranks() {
     if [ "$ranks" -eq 1 ]; then
-        "$BIN" "${rejected_args[@]}"
+        "$BIN" "$@"
     else
         # shellcheck disable=SC2086
         mpirun --allow-run-as-root --bind-to core --map-by core -np "$ranks" -x OPENBLAS_NUM_THREADS=$threads -x DUALIGN_DATA \
-            ${DUALIGN_CACHE:+-x DUALIGN_CACHE} ${MPIRUN_ARGS:-} "$BIN" "${rejected_args[@]}"
+            ${DUALIGN_CACHE:+-x DUALIGN_CACHE} ${MPIRUN_ARGS:-} "$BIN" "$@"
     fi
-fi
+}
+rejected_args=(rejected-samples --threads "$threads" --model smollm2-135m --cost-model runs/safety/cost/final.gguf
+               --samples 2 --temperature 0.7 --top-p 0.9 --max-new-tokens 48 --max-prompts 160 --out runs/safety/rejected
+               --dataset '{schema: safety-tuned-llamas, paths: [$DUALIGN_DATA/safety-tuned-llamas/safety_only_data_Instructions.json]}')
+[ -f runs/safety/rejected/pairs.jsonl ] || on_ranks "${rejected_args[@]}"
 methods=(mocan sacpo primal-dual)
 [ "$all" -eq 1 ] && methods+=(pecan)
 for method in "${methods[@]}"; do
@@ -74,14 +76,7 @@ eval_args=(eval --out runs/safety/eval --model sft=runs/safety/sft/final.gguf --
            --reward-model runs/safety/reward/final.gguf --cost-model runs/safety/cost/final.gguf
            --prompt-set "dual=$recipe/mocan.yaml" --max-prompts 64 --max-new-tokens 48 --threads "$threads")
 for method in "${methods[@]}"; do eval_args+=(--run "runs/safety/$method"); done
-if [ "$ranks" -eq 1 ]; then
-    "$BIN" "${eval_args[@]}"
-else
-    # shellcheck disable=SC2086
-    mpirun --allow-run-as-root --bind-to core --map-by core -np "$ranks" -x OPENBLAS_NUM_THREADS=$threads -x DUALIGN_DATA \
-        ${DUALIGN_CACHE:+-x DUALIGN_CACHE} ${MPIRUN_ARGS:-} \
-        "$BIN" "${eval_args[@]}"
-fi
+on_ranks "${eval_args[@]}"
 # MoCAN's guarantee is about improvement over π_ref (the SFT model), on held-out prompts of its own pool:
 # the check runs with π_ref as the reference and only that set. The prediction is an improvement of the
 # expected safety under sampling, so the answers are sampled as the dual's were (mocan.yaml:
@@ -91,14 +86,7 @@ guarantee_args=(eval --out runs/safety/eval-guarantee --reference runs/safety/sf
                 --reward-model runs/safety/reward/final.gguf --cost-model runs/safety/cost/final.gguf
                 --prompt-set "dual=$recipe/mocan.yaml" --max-prompts 200 --max-new-tokens 48 --threads "$threads"
                 --samples 4 --temperature 1)
-if [ "$ranks" -eq 1 ]; then
-    "$BIN" "${guarantee_args[@]}"
-else
-    # shellcheck disable=SC2086
-    mpirun --allow-run-as-root --bind-to core --map-by core -np "$ranks" -x OPENBLAS_NUM_THREADS=$threads -x DUALIGN_DATA \
-        ${DUALIGN_CACHE:+-x DUALIGN_CACHE} ${MPIRUN_ARGS:-} \
-        "$BIN" "${guarantee_args[@]}"
-fi
+on_ranks "${guarantee_args[@]}"
 cat runs/safety/eval/report.md
 sed -n '/^## Predicted against achieved/,/^## /p' runs/safety/eval-guarantee/report.md
 launch/recipes/safety/results.py runs/safety docs/results/safety.json
