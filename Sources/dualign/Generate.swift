@@ -24,33 +24,16 @@ struct Generate: ParsableCommand {
     var samples = 1
     @Flag(help: "Render the prompt with the model's chat template (ChatML for SmolLM2).")
     var chat = false
-    @Option(help: "Chat template: \(ChatTemplateKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var template = ChatTemplateKind.chatML.rawValue
     @Flag(help: "Pick the most likely token at every step.")
     var greedy = false
-    @Option(name: .customLong("max-new-tokens"), parsing: .unconditional, help: "New tokens per response at most.")
-    var maxNewTokens = 64
-    @Option(parsing: .unconditional, help: "Softmax temperature.")
-    var temperature: Float = 1
-    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Sample among the k most likely tokens (0: all).")
-    var topK = 0
-    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Sample from the smallest set of tokens holding probability p.")
-    var topP: Float = 1
-    @Option(parsing: .unconditional, help: "Seed; sample k of prompt i uses its own generator, whatever the batch or rank.")
-    var seed: UInt64 = 0
-    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Sequences decoded together.")
-    var batchSize = 16
+    @OptionGroup var sampling: SamplingFlags
     @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
         if (prompt == nil) == (prompts == nil) { throw ValidationError("give exactly one of --prompt TEXT or --prompts FILE.jsonl") }
         if prompts != nil && out == nil { throw ValidationError("--prompts needs --out FILE.jsonl for the samples") }
-        if samples < 1 || maxNewTokens < 1 || batchSize < 1 { throw ValidationError("--samples, --max-new-tokens and --batch-size must be at least 1") }
-        if !greedy && !(temperature > 0) { throw ValidationError("--temperature must be above 0 (or use --greedy)") }
-        if !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
-        if ChatTemplateKind(rawValue: template) == nil {
-            throw ValidationError("unknown --template \(template); choose one of \(ChatTemplateKind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        if samples < 1 { throw ValidationError("--samples must be at least 1, got \(samples)") }
+        try sampling.check(greedy: greedy)
     }
 
     func run() throws {
@@ -58,12 +41,11 @@ struct Generate: ParsableCommand {
         try compute.apply(ranks: comm.size)
         let loaded = try ModelSource.load(model)
         let tokenizer = try loaded.requireTokenizer()
-        let chatTemplate = chat ? try ChatTemplate(kind: ChatTemplateKind(rawValue: template)!, tokenizer: tokenizer,
+        let chatTemplate = chat ? try ChatTemplate(kind: sampling.templateKind, tokenizer: tokenizer,
                                                    defaultSystemPrompt: loaded.gguf?.metadataString("tokenizer.chat_template").flatMap(ChatTemplate.defaultSystemPrompt(fromJinja:))) : nil
         var sampler = PromptSampler(model: loaded.model, tokenizer: tokenizer, template: chatTemplate,
-                                    options: SamplingOptions(greedy: greedy, temperature: temperature, topK: topK, topP: topP,
-                                                             maxNewTokens: maxNewTokens, seed: seed))
-        sampler.batchSize = batchSize
+                                    options: sampling.options(greedy: greedy))
+        sampler.batchSize = sampling.batchSize
         if let prompt {
             let s = sampler.sampleShard([prompt], samplesPerPrompt: 1, rank: 0, size: 1)[0]
             if comm.rank == 0 { Output.line(s.response) }

@@ -47,20 +47,7 @@ struct RejectedSamples: ParsableCommand {
     var perPrompt = RejectedSamplesPerPrompt.one.rawValue
     @Option(name: .customLong("cost-threshold"), parsing: .unconditional, help: "A sample is unsafe when its cost is above this (the cost model's convention: > 0 unsafe).")
     var costThreshold: Double = 0
-    @Option(help: "Chat template of the reference model and of the cost model: \(ChatTemplateKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var template = ChatTemplateKind.chatML.rawValue
-    @Option(name: .customLong("max-new-tokens"), parsing: .unconditional, help: "New tokens per response at most.")
-    var maxNewTokens = 64
-    @Option(parsing: .unconditional, help: "Softmax temperature.")
-    var temperature: Float = 1
-    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Sample among the k most likely tokens (0: all).")
-    var topK = 0
-    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Sample from the smallest set of tokens holding probability p.")
-    var topP: Float = 1
-    @Option(parsing: .unconditional, help: "Seed; sample k of prompt i uses its own generator, whatever the batch or rank.")
-    var seed: UInt64 = 0
-    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Sequences decoded or scored together.")
-    var batchSize = 16
+    @OptionGroup var sampling: SamplingFlags     // its --template is the reference model's and the cost model's
     @Option(name: .customLong("max-length"), parsing: .unconditional, help: "Longest scored sequence in tokens (default: the cost model's context); longer responses are cut as in training.")
     var maxLength: Int?
     @Flag(name: .customLong("allow-untrained-head"), help: "Accept a cost model without a trained score head (a random head; for tests only).")
@@ -70,18 +57,11 @@ struct RejectedSamples: ParsableCommand {
     func validate() throws {
         if samples < 1 { throw ValidationError("--samples must be at least 1, got \(samples)") }
         if let maxPrompts, maxPrompts < 1 { throw ValidationError("--max-prompts must be at least 1, got \(maxPrompts); leave it out to use every prompt") }
-        if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1, got \(maxNewTokens)") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        try sampling.check()
         if let maxLength, maxLength < 2 { throw ValidationError("--max-length must be at least 2, got \(maxLength)") }
-        if !(temperature > 0) { throw ValidationError("--temperature must be above 0, got \(temperature)") }
-        if topK < 0 { throw ValidationError("--top-k must be 0 (all tokens) or more, got \(topK)") }
-        if !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1], got \(topP)") }
         if !costThreshold.isFinite { throw ValidationError("--cost-threshold must be a finite number, got \(costThreshold)") }
         if RejectedSamplesPerPrompt(rawValue: perPrompt) == nil {
             throw ValidationError("unknown --per-prompt \(perPrompt); choose one of \(RejectedSamplesPerPrompt.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        if ChatTemplateKind(rawValue: template) == nil {
-            throw ValidationError("unknown --template \(template); choose one of \(ChatTemplateKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
     }
 
@@ -109,7 +89,7 @@ struct RejectedSamples: ParsableCommand {
 
     /// The chat template of a loaded model (with SmolLM2's default system prompt for ChatML, as training uses).
     func chatTemplate(_ loaded: LoadedModel) throws -> ChatTemplate {
-        let kind = ChatTemplateKind(rawValue: template)!
+        let kind = sampling.templateKind
         let system = kind == .chatML ? loaded.gguf?.metadataString("tokenizer.chat_template").flatMap(ChatTemplate.defaultSystemPrompt(fromJinja:)) : nil
         return try ChatTemplate(kind: kind, tokenizer: try loaded.requireTokenizer(), defaultSystemPrompt: system)
     }
@@ -127,11 +107,11 @@ struct RejectedSamples: ParsableCommand {
         if !allowUntrainedHead, try !costLoaded.hasScoreHeadTensor() {
             throw ResponseScoringError(file: costModel, "has no trained score head (no cls.output.weight / score.weight tensor); give --cost-model the final.gguf of `dualign train cost`, or pass --allow-untrained-head to use a random head (tests only)")
         }
-        let scorer = ResponseScorer(model: costLoaded.model, template: try chatTemplate(costLoaded), batchSize: batchSize, maxLength: maxLength)
+        let scorer = ResponseScorer(model: costLoaded.model, template: try chatTemplate(costLoaded), batchSize: sampling.batchSize, maxLength: maxLength)
         let reference = try ModelSource.load(model, trainable: false)
         var sampler = PromptSampler(model: reference.model, tokenizer: try reference.requireTokenizer(), template: try chatTemplate(reference),
-                                    options: SamplingOptions(temperature: temperature, topK: topK, topP: topP, maxNewTokens: maxNewTokens, seed: seed))
-        sampler.batchSize = batchSize
+                                    options: sampling.options())
+        sampler.batchSize = sampling.batchSize
         let rule = RejectedSampleRule(costThreshold: costThreshold, perPrompt: RejectedSamplesPerPrompt(rawValue: perPrompt)!)
         var stage = RejectedSampleStage(sampler: sampler, cost: scorer, rule: rule)
         stage.costModelName = costModel
@@ -175,8 +155,9 @@ struct RejectedSamples: ParsableCommand {
             "beyondMaxPrompts": source.beyondMaxPrompts,
         ] as [String: Any]
         object["settings"] = [
-            "model": model, "costModel": costModel, "costThreshold": costThreshold, "perPrompt": perPrompt, "template": template,
-            "maxNewTokens": maxNewTokens, "temperature": Double("\(temperature)")!, "topK": topK, "topP": Double("\(topP)")!, "seed": seed,
+            "model": model, "costModel": costModel, "costThreshold": costThreshold, "perPrompt": perPrompt, "template": sampling.template,
+            "maxNewTokens": sampling.maxNewTokens, "temperature": Double("\(sampling.temperature)")!, "topK": sampling.topK,
+            "topP": Double("\(sampling.topP)")!, "seed": sampling.seed,
             "maxLength": maxLength.map { $0 as Any } ?? NSNull(),
         ] as [String: Any]
         object["seconds"] = seconds

@@ -37,6 +37,37 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual((oracle["lambda"] as? [Double])?.first ?? .nan, 0.948537, accuracy: 1e-6)
     }
 
+    /// `generate` and `rejected-samples` share their sampling flags and check them alike, before loading any
+    /// model: each bad value is refused by both, naming the flag; `generate --greedy` needs no temperature.
+    func testSamplingFlagsAreCheckedAlikeByGenerateAndRejectedSamples() throws {
+        try Jobs.requireSubcommand("rejected-samples")
+        let commands: [(name: String, arguments: [String])] = [
+            ("generate", ["generate", "--prompt", "Hi", "--model", "/nonexistent/model.gguf"]),
+            ("rejected-samples", ["rejected-samples", "--dataset", "{schema: safety-tuned-llamas, paths: [/nonexistent/s.json]}",
+                                  "--out", "/nonexistent/out", "--cost-model", "/nonexistent/cost.gguf"]),
+        ]
+        let cases: [(flags: [String], message: String)] = [
+            (["--top-k", "-1"], "--top-k must be 0 (all tokens) or more, got -1"),
+            (["--top-p", "1.5"], "--top-p must be in (0, 1], got 1.5"),
+            (["--temperature", "0"], "--temperature must be above 0, got 0.0"),
+            (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1, got 0"),
+            (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+            (["--template", "jinja"], "unknown --template jinja; choose one of"),
+        ]
+        for command in commands {
+            for c in cases {
+                let run = try Jobs.run(np: nil, command.arguments + c.flags, timeout: 60)
+                XCTAssertNotEqual(run.status, 0, "\(command.name) \(c.flags) must be refused:\n\(run.transcript)")
+                XCTAssertTrue(run.stderr.contains(c.message), "\(command.name) \(c.flags): stderr names '\(c.message)':\n\(run.transcript)")
+            }
+        }
+        // Greedy decoding ignores the temperature: validation passes and the command fails later, on the model file.
+        let greedy = try Jobs.run(np: nil, commands[0].arguments + ["--greedy", "--temperature", "0"], timeout: 60)
+        XCTAssertNotEqual(greedy.status, 0, greedy.transcript)
+        XCTAssertFalse(greedy.stderr.contains("--temperature"), "generate --greedy accepts --temperature 0:\n\(greedy.transcript)")
+        XCTAssertTrue(greedy.stderr.contains("/nonexistent/model.gguf"), "then the missing model is named:\n\(greedy.transcript)")
+    }
+
     /// `bench --kind dpo --lora R` trains only the adapters: the report counts r·(in + out) per projection
     /// (tiny: C 256, F 688, 4 heads of 64, 2 KV heads, 4 blocks → 18,496 per block at r = 4), names the rank,
     /// and the full fine-tuning run counts every weight.
