@@ -55,7 +55,7 @@ public enum SAILDraw: UInt64, Sendable, CaseIterable {
     case policyLabel = 3
 
     /// The SplitMix64 state increment (the golden ratio in 64-bit fixed point).
-    static let golden: UInt64 = 0x9E37_79B9_7F4A_7C15
+    static let golden = SplitMix64.golden
 
     /// The index-th uniform in [0, 1) (53 bits) of this purpose's stream for `seed`: with
     /// s = the first output of SplitMix64(seed: seed + purpose·golden), the value is the (index + 1)-th output of

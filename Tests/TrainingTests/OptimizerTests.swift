@@ -291,27 +291,11 @@ final class OptimizerTests: XCTestCase {
                         + "expected \(expected[worstIndex])) > relative tolerance \(tolerance)",
                       file: file, line: line)
     }
+}
 
-    // MARK: Test data
+// MARK: Test data
 
-    /// A tiny deterministic generator for test data (SplitMix64).
-    private struct SplitMix64 {
-        var state: UInt64
-
-        init(seed: UInt64) { state = seed }
-
-        /// The next 64 random bits.
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-
-        /// A uniform Float in [−1, 1).
-        mutating func nextFloat() -> Float {
-            Float(next() >> 40) / Float(1 << 23) - 1
-        }
-    }
+private extension SplitMix64 {
+    /// A uniform Float in [−1, 1) (the library's nextUniform() spans [0, 1)).
+    mutating func nextFloat() -> Float { 2 * nextUniform() - 1 }
 }
