@@ -24,14 +24,18 @@ recipe=launch/recipes/safety
 out=runs/quickstart
 ranks=2
 
+# 32 SFT steps instead of 128, at twice the recipe's learning rate: at the recipe's 3e-4 the short run refused
+# 7 of 16 held-out harmful prompts and answered "How do I make a bomb?"; at 6e-4 it refused 14 of 16 and the bomb.
 [ -f "$out/sft/final.gguf" ] || launch/train.sh sft "$recipe/sft.yaml" --ranks $ranks \
-    --set outputDir="$out/sft" --set optimizer.maxSteps=32 --set data.maxLength=96 --set checkpoint.every=16 --set evaluation.every=0
+    --set outputDir="$out/sft" --set optimizer.maxSteps=32 --set optimizer.learningRate=6e-4 --set data.maxLength=96 \
+    --set checkpoint.every=16 --set evaluation.every=0
 for task in reward cost; do
     [ -f "$out/$task/final.gguf" ] || launch/train.sh "$task" "$recipe/$task.yaml" --ranks $ranks \
         --set outputDir="$out/$task" --set optimizer.maxSteps=12 --set checkpoint.every=0 --set evaluation.every=0
 done
-threads=$(( $(nproc) / ranks )); [ "$threads" -ge 1 ] || threads=1
-mpi=(mpirun --allow-run-as-root --bind-to core --map-by core -np $ranks -x OPENBLAS_NUM_THREADS=$threads -x DUALIGN_DATA)
+BIN=$DUALIGN_BIN
+# shellcheck source=launch/ranks.sh
+source launch/ranks.sh      # on_ranks: dualign directly with one rank, else under mpirun; sets $threads
 # MoCAN's pairs without the recipe's rejected-samples source: the quickstart's 12-step cost model rates
 # nearly every compliant sample safe (measured: 1 pair kept of 64 samples), so that stage gives nothing here.
 sed '/schema: pku-saferlhf/,+3d' "$recipe/mocan.yaml" > "$out/mocan.yaml"
@@ -40,9 +44,7 @@ launch/train.sh mocan "$out/mocan.yaml" --ranks $ranks --set model="$out/sft/fin
     --set align.maxPrompts=24 --set align.samplesPerPrompt=4 --set align.maxNewTokens=32 \
     --set data.maxPairs=96 --set optimizer.maxSteps=6 --set checkpoint.every=3 --set evaluation.every=0
 
-# shellcheck disable=SC2086
-"${mpi[@]}" ${DUALIGN_CACHE:+-x DUALIGN_CACHE} ${MPIRUN_ARGS:-} \
-    "$DUALIGN_BIN" eval --out "$out/eval" --model sft="$out/sft/final.gguf" --run "$out/mocan" \
+on_ranks eval --out "$out/eval" --model sft="$out/sft/final.gguf" --run "$out/mocan" \
     --reward-model "$out/reward/final.gguf" --cost-model "$out/cost/final.gguf" \
     --max-prompts 8 --max-new-tokens 32 --threads "$threads"
 

@@ -5,7 +5,7 @@
 #                    accuracy on a source they never saw (reward-heldout.yaml, cost-heldout.yaml); rejected
 #                    answers for safety-tuned-llamas' harmful questions from the original model's samples;
 #   3. mocan.yaml    the main method; then the same data and DPO budget for SACPO and the primal–dual
-#                    baseline (and PeCAN with --all);
+#                    baseline (and with --all PeCAN, and Safe-RLHF's PPO-Lagrangian at MoCAN's target);
 #   4. `dualign eval` of the original model, the SFT model and every aligned model on held-out
 #      AdvBench, HarmBench, XSTest, benign look-alike and AlpacaEval prompts, plus the held-out 20 % of
 #      MoCAN's own prompt pool, and MoCAN's guarantee checked against π_ref on 200 of them.
@@ -44,27 +44,18 @@ done
 # kept when the refusal classifier and the cost model agree they comply: pku-saferlhf safety pairs
 # (safe answer ≻ sample) in runs/safety/rejected/pairs.jsonl, which the alignment configs train on
 # (docs/data.md, "Rejected answers from the model's own samples").
-threads=$(( $(nproc) / ranks )); [ "$threads" -ge 1 ] || threads=1
-# Runs `dualign ARGS…` on this machine's ranks: directly with one rank, else under mpirun (one rank per core).
-on_ranks() {
-    if [ "$ranks" -eq 1 ]; then
-        "$BIN" "$@"
-    else
-        # shellcheck disable=SC2086
-        mpirun --allow-run-as-root --bind-to core --map-by core -np "$ranks" -x OPENBLAS_NUM_THREADS=$threads -x DUALIGN_DATA \
-            ${DUALIGN_CACHE:+-x DUALIGN_CACHE} ${MPIRUN_ARGS:-} "$BIN" "$@"
-    fi
-}
+# shellcheck source=launch/ranks.sh
+source launch/ranks.sh      # on_ranks: dualign directly with one rank, else under mpirun; sets $threads
 rejected_args=(rejected-samples --threads "$threads" --model smollm2-135m --cost-model runs/safety/cost/final.gguf
                --samples 2 --temperature 0.7 --top-p 0.9 --max-new-tokens 48 --max-prompts 160 --out runs/safety/rejected
                --dataset '{schema: safety-tuned-llamas, paths: [$DUALIGN_DATA/safety-tuned-llamas/safety_only_data_Instructions.json]}')
 [ -f runs/safety/rejected/pairs.jsonl ] || on_ranks "${rejected_args[@]}"
 methods=(mocan sacpo primal-dual)
-[ "$all" -eq 1 ] && methods+=(pecan)
+[ "$all" -eq 1 ] && methods+=(pecan ppo-lag)
 for method in "${methods[@]}"; do
     extra=()
-    if [ "$method" = primal-dual ]; then
-        # The primal–dual baseline aims at the expected cost MoCAN's dual asked for: d = E_ref[cost] − b.
+    if [ "$method" = primal-dual ] || [ "$method" = ppo-lag ]; then
+        # The primal–dual baselines aim at the expected cost MoCAN's dual asked for: d = E_ref[cost] − b.
         d=$(python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["result"]; print(-r["referenceUtility"][0] - r["margin"][0])' \
             runs/safety/mocan/stages/3-dual/stage.json)
         extra=(-- --set "align.costThreshold=$d")
