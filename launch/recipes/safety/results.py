@@ -2,7 +2,8 @@
 """Collects the safety recipe's numbers into one machine-readable file (docs/results/safety.json).
 
 Reads runs/safety/eval/eval.json (every model's rates with n and 95 % intervals, win rates, the guarantee
-checks, budgets) and the score models' metrics (held-out accuracy per source: the training run's own
+checks, budgets), every other runs/safety/eval-*/eval.json (further evaluations: the guarantee check on sampled
+answers, baselines evaluated in another sitting) and the score models' metrics (held-out accuracy per source: the training run's own
 held-out pairs per source, and the sources they never trained on from the *-heldout runs), and writes them without the
 sample answers. Usage: launch/recipes/safety/results.py [RUNS_DIR] [OUT_JSON]
 """
@@ -31,6 +32,13 @@ def main():
     with open(os.path.join(runs, "eval", "eval.json")) as f:
         ev = json.load(f)
     ev.pop("samples", None)
+    further = {}
+    for name in sorted(os.listdir(runs)):
+        path = os.path.join(runs, name, "eval.json")
+        if name.startswith("eval-") and os.path.exists(path):
+            with open(path) as f:
+                further[name] = json.load(f)
+            further[name].pop("samples", None)
     score_models = {}
     for name in ("reward", "cost"):
         score_models[name] = {
@@ -48,7 +56,7 @@ def main():
                             "lastLoss": steps[-1]["loss"] if steps else None, "finalEval": last_eval(path)}
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
-        json.dump({"evaluation": ev, "scoreModels": score_models, "stages": stages}, f, indent=1, sort_keys=True)
+        json.dump({"evaluation": ev, "furtherEvaluations": further, "scoreModels": score_models, "stages": stages}, f, indent=1, sort_keys=True)
         f.write("\n")
     print(out)
 
