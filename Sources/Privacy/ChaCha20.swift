@@ -6,7 +6,7 @@
 // cipher), so the output is as good as reading the kernel generator, at a fraction of the cost: the secure
 // DP-SGD noise needs 12 bytes per parameter per step (1.6 GB per step for 135 M parameters); reading
 // /dev/urandom costs ≈2.5 ns of CPU per byte here (system call, kernel ChaCha20, copy), this generator
-// ≈0.66 ns per byte on one thread.
+// ≈0.63 ns per byte on one thread.
 //
 // - Key: 32 bytes read from /dev/urandom (fallback: `SystemRandomNumberGenerator`), fresh for every
 //   generator instance, so two instances (two threads' parts) never share a stream.
