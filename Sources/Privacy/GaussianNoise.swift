@@ -1,5 +1,5 @@
-// The Gaussian noise of DP-SGD: `secure` from the OS CSPRNG (private; Opacus' secure mode), or `seeded`
-// from SplitMix64 (reproducible and restorable for tests and exact resume; NOT private).
+// The Gaussian noise of DP-SGD: `secure` from ChaCha20 keyed by the OS CSPRNG (private; Opacus' secure
+// mode), or `seeded` from SplitMix64 (reproducible and restorable for tests and exact resume; NOT private).
 
 import Foundation
 import Tensors
@@ -24,21 +24,22 @@ public struct NoiseSourceState: Codable, Equatable, Sendable {
 
 /// A stream of N(0, std²) noise added to gradient slabs.
 ///
-/// - `secure`: each value is (z₁ + z₂ + z₃ + z₄)/2 · std with zᵢ standard normals from the OS CSPRNG
-///   (Box–Muller on 53-bit uniforms), and one draw is discarded at the start of each call: Opacus'
+/// - `secure`: each value is (z₁ + z₂ + z₃ + z₄)/2 · std with zᵢ standard normals (Box–Muller on 24-bit
+///   uniforms in SIMD float, `FastGaussian`) from a ChaCha20 keystream under a key from the OS CSPRNG
+///   (`ChaCha20Random`), and one draw is discarded at the start of each call: Opacus'
 ///   `_generate_noise(secure_mode=True)`, whose sum of 2n = 4 draws defends against floating-point
 ///   attacks on a single Gaussian sample (Holohan & Braghin 2021, §5.1).
 /// - `seeded`: one SplitMix64 Box–Muller draw per value; the same seed gives the same noise, and the state
 ///   can be saved and restored. Logs and checkpoints must mark a run with this mode as not private.
 public final class GaussianNoiseSource {
     private enum Generator {
-        case secure(SecureRandomSource)
+        case secure(ChaCha20Random)
         case seeded(SplitMix64)
     }
     private var generator: Generator
 
-    /// A source drawing from the OS CSPRNG.
-    public static func secure() -> GaussianNoiseSource { GaussianNoiseSource(.secure(SecureRandomSource())) }
+    /// A source drawing from ChaCha20 under a fresh key from the OS CSPRNG.
+    public static func secure() -> GaussianNoiseSource { GaussianNoiseSource(.secure(ChaCha20Random())) }
 
     /// A reproducible source (not private).
     public static func seeded(_ seed: UInt64) -> GaussianNoiseSource { GaussianNoiseSource(.seeded(SplitMix64(seed: seed))) }
@@ -46,12 +47,12 @@ public final class GaussianNoiseSource {
     private init(_ generator: Generator) { self.generator = generator }
 
     /// Restores a saved source: the seeded mode continues exactly where it stopped; the secure mode has no
-    /// state and continues with fresh OS randomness.
+    /// state and continues under a fresh key from the OS.
     /// - Throws: `.noiseStateMismatch` when a seeded state lacks its generator position.
     public convenience init(restoring state: NoiseSourceState) throws {
         switch state.mode {
         case .secure:
-            self.init(.secure(SecureRandomSource()))
+            self.init(.secure(ChaCha20Random()))
         case .seeded:
             guard let position = state.splitMixState else {
                 throw PrivacyError(.noiseStateMismatch, field: "noise.splitmix64_state",
@@ -77,7 +78,7 @@ public final class GaussianNoiseSource {
 
     /// One line for logs saying whether this noise is private.
     public var summary: String {
-        isPrivate ? "noise: secure (OS CSPRNG, sum of 4 Gaussian draws)"
+        isPrivate ? "noise: secure (ChaCha20 keyed from the OS CSPRNG, sum of 4 Gaussian draws)"
                   : "noise: seeded SplitMix64 — NOT PRIVATE (tests and exact resume only)"
     }
 
@@ -88,36 +89,19 @@ public final class GaussianNoiseSource {
         case .seeded(var rng):
             for i in 0..<count { values[i] += Float(std * rng.nextNormal()) }
             generator = .seeded(rng)
-        case .secure(let source):
+        case .secure(let stream):
             // Large slabs (full fine-tuning: every parameter) are cut into one contiguous part per thread, each
-            // drawn from its own CSPRNG stream (a stream per part: the OS generator is read independently).
-            let parts = count >= Self.parallelThreshold ? max(1, ThreadPool.threads) : 1
-            if parts == 1 { Self.addSecureNoise(to: values, count: count, standardDeviation: std, source: source); return }
+            // drawn from its own ChaCha20 stream (part 0 from this source's generator, the others under fresh
+            // keys from the OS).
+            let parts = count >= Self.parallelThreshold ? max(1, ThreadPool.threads) : 1, scale = Float(std)
+            if parts == 1 { FastGaussian.addNoise(to: values, count: count, scale: scale, generator: stream); return }
             parallelFor(parts) { p in
                 let lo = p * count / parts, hi = (p + 1) * count / parts
-                Self.addSecureNoise(to: values + lo, count: hi - lo, standardDeviation: std, source: p == 0 ? source : SecureRandomSource())
+                FastGaussian.addNoise(to: values + lo, count: hi - lo, scale: scale, generator: p == 0 ? stream : ChaCha20Random())
             }
         }
     }
 
     /// Slabs from this many values up are drawn by several threads (secure mode).
     static let parallelThreshold = 1 << 18
-
-    /// Adds (z₁ + z₂ + z₃ + z₄)/2 · std from `source` to each value, after one discarded draw.
-    private static func addSecureNoise(to values: FloatPtr, count: Int, standardDeviation std: Double, source: SecureRandomSource) {
-        _ = normalPair(source)                                      // discarded, as Opacus discards its first draw
-        for i in 0..<count {
-            let (z1, z2) = normalPair(source), (z3, z4) = normalPair(source)
-            values[i] += Float(std * (z1 + z2 + z3 + z4) / 2)
-        }
-    }
-
-    /// Two independent standard normals by Box–Muller from two 53-bit uniforms.
-    @inline(__always)
-    private static func normalPair(_ source: SecureRandomSource) -> (Double, Double) {
-        let u1 = Double((source.next() >> 11) + 1) * 0x1p-53        // (0, 1]
-        let u2 = Double(source.next() >> 11) * 0x1p-53              // [0, 1)
-        let r = (-2 * log(u1)).squareRoot(), angle = 2 * Double.pi * u2
-        return (r * cos(angle), r * sin(angle))
-    }
 }

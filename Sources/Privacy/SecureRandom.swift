@@ -1,7 +1,8 @@
-// Random bits from the operating system's CSPRNG, in bulk. `SystemRandomNumberGenerator` draws from the
-// same kernel generator but makes one system call per 8 bytes (measured ≈0.66 µs per call here), which is
-// too slow for the 4 Gaussian draws per parameter of secure noise; this reads /dev/urandom 64 KiB at a time
-// (≈14× faster) and falls back to `SystemRandomNumberGenerator` when the device cannot be read.
+// Random bits from the operating system's CSPRNG, in bulk (the secure Poisson sampling draws from it).
+// `SystemRandomNumberGenerator` draws from the same kernel generator but makes one system call per 8 bytes
+// (measured ≈0.66 µs per call here); this reads /dev/urandom 64 KiB at a time (≈14× faster) and falls back
+// to `SystemRandomNumberGenerator` when the device cannot be read. The secure noise, which needs 12 bytes
+// per parameter, draws from `ChaCha20Random` (a ChaCha20 keystream keyed from the OS) instead.
 
 import Foundation
 #if canImport(Glibc)
