@@ -230,16 +230,7 @@ public final class ChaCha20Random: RandomNumberGenerator {
         var done = 0
         let descriptor = open("/dev/urandom", O_RDONLY)
         if descriptor >= 0 {
-            done = key.withUnsafeMutableBytes { bytes -> Int in
-                var n = 0
-                while n < bytes.count {
-                    let r = read(descriptor, bytes.baseAddress! + n, bytes.count - n)
-                    if r < 0 && errno == EINTR { continue }
-                    if r <= 0 { break }
-                    n += r
-                }
-                return n
-            }
+            done = key.withUnsafeMutableBytes { SecureRandomSource.readFully(descriptor, into: $0) }
             close(descriptor)
         }
         if done < 32 {

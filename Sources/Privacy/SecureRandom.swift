@@ -39,19 +39,23 @@ public final class SecureRandomSource: RandomNumberGenerator {
     private func refill() {
         var filled = 0
         if descriptor >= 0 {
-            filled = buffer.withUnsafeMutableBytes { bytes -> Int in
-                var done = 0
-                while done < bytes.count {
-                    let n = read(descriptor, bytes.baseAddress! + done, bytes.count - done)
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { break }
-                    done += n
-                }
-                return done / 8
-            }
+            filled = buffer.withUnsafeMutableBytes { Self.readFully(descriptor, into: $0) } / 8
             if filled < buffer.count { close(descriptor); descriptor = -1 }
         }
         for i in filled..<buffer.count { buffer[i] = fallback.next() }
         position = 0
+    }
+
+    /// Reads until `bytes` is full, retrying reads interrupted by a signal; returns the bytes read (fewer at
+    /// end of file or on an error).
+    static func readFully(_ descriptor: Int32, into bytes: UnsafeMutableRawBufferPointer) -> Int {
+        var done = 0
+        while done < bytes.count {
+            let n = read(descriptor, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            done += n
+        }
+        return done
     }
 }
