@@ -5,7 +5,7 @@
 # without mpirun and uses every core. Rerun the same command to resume from the newest checkpoint.
 #
 # Usage: launch/train.sh TASK CONFIG.yaml [--ranks N] [-- extra dualign arguments, e.g. --set key=value]
-#   TASK: sft | dpo | reward | cost | ppo (dualign train), or mocan | pecan | sacpo | primal-dual | ppo-lag | sail (dualign align)
+#   TASK: sft | dpo | reward | cost | ppo (dualign train), or mocan | pecan | sacpo | primal-dual | ppo-lag | sail | dp-rlhf (dualign align)
 # Environment: DUALIGN_BIN (default .build/release/dualign), MPIRUN_ARGS (extra mpirun flags,
 #   e.g. "--hostfile cluster/hostfile.example" on a cluster), DUALIGN_DATA (the data root; default: what
 #   `launch/assets.sh data` resolves; passed to every rank).
@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
 done
 
 case "$task" in
-    mocan|pecan|sacpo|primal-dual|ppo-lag|sail) command=(align "$task") ;;
+    mocan|pecan|sacpo|primal-dual|ppo-lag|sail|dp-rlhf) command=(align "$task") ;;
     *) command=(train "$task") ;;
 esac
 

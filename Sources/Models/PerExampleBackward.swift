@@ -60,6 +60,9 @@ public protocol PerExampleNormObserver: AnyObject {
                 tiedToEmbedding: Bool)
     /// The score head w (C): features (R, C), the flat row of each batch row's last token (B), ∂L/∂score (B).
     func scoreHead(features: ConstFloatPtr, lastRows: [Int], dScores: [Float], channels: Int)
+    /// The value heads W (H, C) at N selected positions: features (R, C), each target's flat row (N) and its batch
+    /// row (N), ∂L/∂V (N, H).
+    func valueHeads(features: ConstFloatPtr, positions: [Int], sequence: [Int], dValues: [Float], heads: Int, channels: Int)
     /// The embedding table (V, C): token ids (R) and ∂L/∂(embedding output) (R, C).
     func embedding(tokens: [Int32], outputGradients: ConstFloatPtr, channels: Int, vocabulary: Int, tiedToHead: Bool)
 }
@@ -76,6 +79,8 @@ public enum PerExampleBackward {
 struct NormPassState {
     var targets: TokenTargets?
     var dScores: [Float]?
+    /// The value heads' positions and ∂L/∂V of the pass.
+    var values: (targets: TokenTargets, dValues: [Float])?
 }
 
 extension Transformer {
@@ -113,6 +118,11 @@ extension Transformer {
             headBackward(targets, weightGradient: true)
         }
         if let d = pass.dScores { scoreBackward(d.enumerated().map { $1 * rowFactors[$0] }) }
+        if let (targets, dValues) = pass.values {
+            let H = config.valueHeads
+            lastValueTargets = targets
+            valueHeadBackward(dValues.enumerated().map { $1 * rowFactors[targets.sequence[$0 / H]] }, dNorm: a.dNorm.pointer)
+        }
         trunkBackward()
     }
 }

@@ -181,13 +181,11 @@ public final class Transformer {
     /// Accumulates ∂L/∂parameters into `gradients`, given ∂L/∂(log-probs of the last `logProbs` call),
     /// ∂L/∂(scores) and/or ∂L/∂(values of the last `values` call, (N, H)). With `perExample` set,
     /// materialises per-example adapter gradients instead, or reports layers for per-example norms and
-    /// computes no parameter gradient (PerExampleBackward.swift); value heads have no per-example path.
+    /// computes no parameter gradient (PerExampleBackward.swift), value heads included.
     public func backward(dLogProbs: [Float]? = nil, dScores: [Float]? = nil, dValues: [Float]? = nil) {
         precondition(training && (gradients != nil || adapters != nil), "backward on an inference-only model")
         precondition(bf16Weights == nil, "backward inside withBF16Weights: bf16 forwards are for forward-only work")
         if perExampleGradientBuffer != nil { precondition(adapters != nil, "per-example gradients are materialised for LoRA adapters only") }
-        precondition(dValues == nil || (perExampleGradientBuffer == nil && perExampleNormObserver == nil),
-                     "value heads have no per-example backward (DP-SGD)")
         let a = activations!, c = config, R = a.batch * a.time, C = c.hiddenSize, V = c.vocabSize
         let observer = perExampleNormObserver
         a.dNorm.pointer.update(repeating: 0, count: R * C)
@@ -208,8 +206,10 @@ public final class Transformer {
             lastTargets = nil
         }
         if let dScores { scoreBackward(dScores) }
+        let valueTargets = lastValueTargets
         if let dValues { valueHeadBackward(dValues, dNorm: a.dNorm.pointer) }
-        normPass = observer == nil ? nil : NormPassState(targets: headTargets, dScores: dScores)
+        normPass = observer == nil ? nil : NormPassState(targets: headTargets, dScores: dScores,
+                                                         values: dValues.flatMap { d in valueTargets.map { ($0, d) } })
         trunkBackward()
     }
 

@@ -35,22 +35,30 @@ extension Transformer {
         return out
     }
 
-    /// Backward of `values`: adds ∂L/∂x into `dNorm` (B·T, C) and ∂L/∂W into the heads' gradient.
+    /// Backward of `values`: adds ∂L/∂x into `dNorm` (B·T, C) and ∂L/∂W into the heads' gradient — or, in a
+    /// per-example pass, into each target's example's row of the per-example buffer (LoRA), or reports the heads
+    /// to the norm observer and takes no weight gradient (full fine-tuning).
     func valueHeadBackward(_ dValues: [Float], dNorm: FloatPtr) {
         guard let weight = valueWeight, let targets = lastValueTargets else { preconditionFailure("value-head backward without values()") }
         let a = activations!, C = config.hiddenSize, H = config.valueHeads
         precondition(dValues.count == targets.count * H, "dValues has \(dValues.count) values for \(targets.count) positions × \(H) heads")
-        let gradient = valueGradient
+        let observer = perExampleNormObserver, perExampleBuffer = perExampleGradientBuffer
+        let gradient = observer == nil && perExampleBuffer == nil ? valueGradient : nil
         for (n, p) in targets.positions.enumerated() {
             let row = a.finalNorm.pointer + p * C, d = dNorm + p * C
+            // (H, C) of this target's example in the per-example buffer.
+            let exampleGradient = perExampleBuffer.map { $0.row($0.rowExample[targets.sequence[n]]) + adapters!.valueOffset! }
             for h in 0..<H {
                 let dv = dValues[n * H + h]
                 guard dv != 0 else { continue }
                 let wh = weight + h * C
                 for c in 0..<C { d[c] += dv * wh[c] }
                 if let gh = gradient.map({ $0 + h * C }) { for c in 0..<C { gh[c] += dv * row[c] } }
+                if let eh = exampleGradient.map({ $0 + h * C }) { for c in 0..<C { eh[c] += dv * row[c] } }
             }
         }
+        observer?.valueHeads(features: a.finalNorm.pointer, positions: targets.positions, sequence: targets.sequence, dValues: dValues,
+                             heads: H, channels: C)
         lastValueTargets = nil
     }
 

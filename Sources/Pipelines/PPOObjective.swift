@@ -14,6 +14,11 @@
 // update when the mini-batch's mean ratio exceeds `ratioThreshold` (TRL's guard; all ranks see the same
 // reduced mean) and trains separate critics. `trainCount` counts (prompt, PPO epoch) pairs, so the trainer's
 // `epochs` and `epoch` metric count passes over the training prompts.
+//
+// DP-PPO (a `dp` section; algorithms.md §3.1, the paper's Alg. 3): each step's Poisson sample of training
+// prompts is that step's rollout batch, sampled from the current policy and trained on once (one PPO epoch, one
+// mini-batch), and ℓ_i is episode i's own token mean, (1/T_i)·Σ_{t∈i}(policy + vfCoef·value), so nothing in it
+// depends on another episode; its gradient, policy and value heads together, is clipped as one example.
 
 import Foundation
 import Alignment
@@ -112,6 +117,8 @@ public final class PPOObjective: TrainingObjective {
     // MARK: - TrainingObjective
 
     public var request: ModelRequest { critics.isEmpty ? [.logProbs, .values] : [.logProbs] }
+    /// DP-PPO: every step samples its own rollout batch (the Poisson sample of prompts) and trains on it once.
+    var isPrivate: Bool { config.dp.isEnabled }
     public var trainCount: Int { prompts.train.count * settings.ppoEpochs }
     public var evalCount: Int { prompts.eval.count }
     public var dataReport: String { prompts.report + "; \(trainCount) (prompt, PPO epoch) examples" }
@@ -169,9 +176,21 @@ public final class PPOObjective: TrainingObjective {
 
     public func beginStep(_ plan: inout StepPlan, context: ObjectiveContext) throws {
         currentStep = plan.step
+        if isPrivate {
+            // The step's Poisson sample (prompt ids, global order) is its rollout batch; episodes are numbered by
+            // their position in it, and each rank trains on the episodes of its own sample.
+            try sampleRollout(promptIDs: plan.global, seed: plan.seed, step: plan.step, context: context)
+            let position = Dictionary(uniqueKeysWithValues: plan.global.enumerated().map { ($1, $0) })
+            plan.microBatches = plan.microBatches.map { $0.map { position[$0]! } }
+            plan.global = Array(plan.global.indices)
+            miniBatchTokens = Double(state.rollout!.episodes.reduce(0) { $0 + $1.length })
+            return
+        }
         let perRollout = settings.stepsPerRollout(miniBatch: config.optimizer.globalBatchSize)
         if state.rollout == nil || plan.step - state.rollout!.startStep >= perRollout {
-            try sampleRollout(seed: plan.seed, step: plan.step, context: context)
+            let promptIDs = promptSampler.globalBatch(at: state.promptCursor)
+            state.promptCursor = promptSampler.advanced(state.promptCursor)
+            try sampleRollout(promptIDs: promptIDs, seed: plan.seed, step: plan.step, context: context)
         }
         let rollout = state.rollout!
         let k = plan.step - rollout.startStep, pass = k / miniBatchesPerEpoch, m = k % miniBatchesPerEpoch
@@ -222,7 +241,8 @@ public final class PPOObjective: TrainingObjective {
     /// The clipped losses of a training micro-batch (see the file header).
     func trainLoss(_ batch: MicroBatch, _ outputs: ModelOutputs) throws -> ObjectiveResult {
         let episodes = batch.examples.map { state.rollout!.episodes[$0] }
-        let G = Double(config.optimizer.globalBatchSize), normalizer = miniBatchTokens / G
+        // DP-PPO: each episode's own token mean (nil); otherwise TRL's mean over the mini-batch's N tokens.
+        let G = Double(config.optimizer.globalBatchSize), normalizer: Double? = isPrivate ? nil : miniBatchTokens / G
         let heads = critics.isEmpty ? streams : 0
         var losses = [Double](repeating: 0, count: episodes.count)
         var dLogProbs = [Float](repeating: 0, count: outputs.targets.count)
@@ -304,7 +324,9 @@ public final class PPOObjective: TrainingObjective {
     public func endStep(_ plan: StepPlan, metrics: inout [String: Double], context: ObjectiveContext) throws -> Bool {
         let overflow = (metrics["ppo/ratio_overflow"] ?? 0) > 0
         let meanRatio = metrics["val/ratio"] ?? .nan
-        let applies = !overflow && !ratioGuard.skips(meanRatio: meanRatio)
+        // DP-PPO never skips: a skip would be a decision on private data without noise (and on a fresh rollout
+        // trained once, the ratio is 1 up to dropout anyway).
+        let applies = isPrivate || (!overflow && !ratioGuard.skips(meanRatio: meanRatio))
         if !applies {
             context.note(String(format: "step %d: mean ratio %@ exceeds ppo.ratioThreshold %g: mini-batch skipped (no update)", plan.step + 1,
                                 overflow ? "overflows" : String(format: "%.4g", meanRatio), settings.ratioThreshold))
@@ -352,13 +374,18 @@ public final class PPOObjective: TrainingObjective {
 
     // MARK: - Rollouts
 
-    /// Samples, scores and prepares the rollout batch whose first mini-batch is step `step`.
-    func sampleRollout(seed: UInt64, step: Int, context: ObjectiveContext) throws {
+    /// Samples, scores and prepares the rollout batch of training prompts `promptIDs` (global order) whose first
+    /// mini-batch is step `step`.
+    func sampleRollout(promptIDs: [Int], seed: UInt64, step: Int, context: ObjectiveContext) throws {
         let t0 = Date()
         let comm = context.comm
-        let promptIDs = promptSampler.globalBatch(at: state.promptCursor)
-        state.promptCursor = promptSampler.advanced(state.promptCursor)
         let R = promptIDs.count
+        guard R > 0 else {
+            // An empty Poisson sample (DP-PPO): no episode; the step adds its noise alone.
+            state.rollout = PPORolloutBatch(seed: seed, startStep: step, klCoefficient: state.kl.value, lambda: state.lagrangian?.lambda, episodes: [])
+            pendingMetrics = ["time/rollout_s": 0]
+            return
+        }
         let models = rolloutModels(context)
         var local: [PPOEpisode]
         var tokens = PPOTokenCount()

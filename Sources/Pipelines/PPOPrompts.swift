@@ -52,13 +52,20 @@ public struct PPOPrompts: Sendable {
                 add(template.renderPrompt(record.prompt).tokens, heldOut: spec.evalFraction > 0 && split.isHeldOut(key))
             }
         }
+        // A private stage of a split (DP-PPO in `align dp-rlhf`) samples its own prompts only, keyed as pairs are.
+        var splitNote = ""
+        if let (keep, note) = try PrivateStageRows.selection(config, keys: train.map { PrivateStageRows.rowKey(promptTokens: $0.map(Int.init)) },
+                                                           what: "training prompts") {
+            train = zip(train, keep).filter(\.1).map(\.0)
+            splitNote = "; " + note
+        }
         // data.maxPairs caps the training prompts, evenly spaced so every listed dataset keeps some.
         if let n = config.data.maxPairs, n > 0, train.count > n { train = (0..<n).map { train[$0 * train.count / n] } }
         if eval.count > config.evaluation.maxPairs { eval = Array(eval.prefix(config.evaluation.maxPairs)) }
         guard !train.isEmpty else {
             throw RunConfigError(key: "data.datasets", message: "no training prompts in the listed datasets; check the paths, schema and evalFraction")
         }
-        let report = "\(train.count) training and \(eval.count) held-out prompts" + (truncated > 0 ? ", \(truncated) cut to their last \(maxPrompt) tokens" : "")
+        let report = "\(train.count) training and \(eval.count) held-out prompts" + (truncated > 0 ? ", \(truncated) cut to their last \(maxPrompt) tokens" : "") + splitNote
         return PPOPrompts(train: train, eval: eval, report: report)
     }
 

@@ -12,6 +12,8 @@ public enum AlignMethod: String, Codable, CaseIterable, Sendable {
     /// Safe-RLHF's PPO-Lagrangian (the `ppo` section sets PPO; λ settings below).
     case ppoLagrangian = "ppo-lag"
     case sail
+    /// The DP alignment paper's pipeline: DP-SFT → DP reward model → DP-PPO on disjoint splits (the `dpRLHF` section).
+    case dpRLHF = "dp-rlhf"
 }
 
 /// Which SACPO stage runs first (Remark 2 of the paper: both orders are valid).

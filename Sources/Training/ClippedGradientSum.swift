@@ -48,10 +48,11 @@ public final class ClippedGradientSum {
         materializes ? (perExample?.values.count ?? 0) * MemoryLayout<Float>.stride : normPass.scratchBytes
     }
 
-    /// After the model's forward pass over `batch` (and `logProbs`/`scores`), adds Σ_i c_i ∇ℓ_i into the
+    /// After the model's forward pass over `batch` (and `logProbs`/`scores`/`values`), adds Σ_i c_i ∇ℓ_i into the
     /// trainable gradients, given the objective's ∂(Σ_i ℓ_i)/∂outputs (each example touching only its own
-    /// rows). Returns each example's unclipped norm ‖∇ℓ_i‖ (E).
-    public func accumulate(_ batch: MicroBatch, dLogProbs: [Float]?, dScores: [Float]?) -> [Double] {
+    /// rows). Returns each example's unclipped norm ‖∇ℓ_i‖ (E): the joint norm over everything trainable, so
+    /// PPO's policy and value losses are clipped together per example.
+    public func accumulate(_ batch: MicroBatch, dLogProbs: [Float]?, dScores: [Float]?, dValues: [Float]? = nil) -> [Double] {
         let E = batch.examples.count
         guard E > 0 else { return [] }
         if materializes {
@@ -62,7 +63,7 @@ public final class ClippedGradientSum {
             model.perExample = .gradients(buffer)
             defer { model.perExample = nil }
             let t0 = Self.now()
-            model.backward(dLogProbs: dLogProbs, dScores: dScores)
+            model.backward(dLogProbs: dLogProbs, dScores: dScores, dValues: dValues)
             let t1 = Self.now()
             defer { lastTimings = (t1 - t0, 0, Self.now() - t1) }
             let squared = PerExampleClipping.squaredRowNorms(buffer.values.pointer, examples: E, parameters: P)
@@ -75,7 +76,7 @@ public final class ClippedGradientSum {
         model.perExample = .norms(normPass)
         let t0 = Self.now()
         normPass.seconds = 0
-        model.backward(dLogProbs: dLogProbs, dScores: dScores)
+        model.backward(dLogProbs: dLogProbs, dScores: dScores, dValues: dValues)
         model.perExample = nil
         let t1 = Self.now()
         let squared = normPass.squaredNorms

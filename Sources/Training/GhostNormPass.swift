@@ -108,6 +108,29 @@ public final class GhostNormPass: PerExampleNormObserver {
         }
     }
 
+    public func valueHeads(features: ConstFloatPtr, positions: [Int], sequence: [Int], dValues: [Float], heads H: Int, channels C: Int) {
+        timed {
+            // Example e's gradient of head h: Σ_{n ∈ e} dV[n, h] · x[p_n] (H·C values, formed per example).
+            var g = [Double](repeating: 0, count: H * C)                                                   // (H, C)
+            var targetsOfRow = [[Int]](repeating: [], count: sequence.max().map { $0 + 1 } ?? 0)
+            for (n, b) in sequence.enumerated() { targetsOfRow[b].append(n) }
+            for e in 0..<examples {
+                for i in g.indices { g[i] = 0 }
+                for b in rowsOfExample[e] where b < targetsOfRow.count {
+                    for n in targetsOfRow[b] {
+                        let x = features + positions[n] * C
+                        for h in 0..<H {
+                            let d = Double(dValues[n * H + h])
+                            guard d != 0 else { continue }
+                            for c in 0..<C { g[h * C + c] += d * Double(x[c]) }
+                        }
+                    }
+                }
+                squaredNorms[e] += g.reduce(0) { $0 + $1 * $1 }
+            }
+        }
+    }
+
     public func embedding(tokens: [Int32], outputGradients: ConstFloatPtr, channels: Int, vocabulary: Int, tiedToHead: Bool) {
         timed {
             tokens.withUnsafeBufferPointer { ids in

@@ -66,10 +66,12 @@ public struct PrivacyConfig: Codable, Equatable, Sendable {
     /// Checks each key alone; the error names it. Checks against the data come with `PrivacyPlan.resolve`.
     public func validate() throws {
         func fail(_ key: String, _ message: String) -> RunConfigError { RunConfigError(key: "dp." + key, message: message) }
+        // A split without ε or σ is allowed: a non-private run on its stage's rows (the ε = ∞ baseline of a private pipeline).
+        try validateSplit()
         guard isEnabled else {
             let set = [("delta", delta != nil), ("clip", clip != nil), ("accountant", accountant != nil), ("sampleRate", sampleRate != nil),
                        ("expectedBatchSize", expectedBatchSize != nil), ("physicalBatchSize", physicalBatchSize != nil),
-                       ("noise", noise != nil), ("maxGradNorm", maxGradNorm != nil), ("split", split != nil), ("stage", stage != nil)]
+                       ("noise", noise != nil), ("maxGradNorm", maxGradNorm != nil)]
                 .filter(\.1).map { "dp." + $0.0 }
             if !set.isEmpty {
                 throw RunConfigError(key: "dp.epsilon", message: "\(set.joined(separator: ", ")) is set but neither dp.epsilon nor "
@@ -94,6 +96,11 @@ public struct PrivacyConfig: Codable, Equatable, Sendable {
         if let b = expectedBatchSize, !(b > 0 && b.isFinite) { throw fail("expectedBatchSize", "must be > 0, got \(b)") }
         if let p = physicalBatchSize, p < 1 { throw fail("physicalBatchSize", "must be at least 1, got \(p)") }
         if let m = maxGradNorm, !(m > 0) { throw fail("maxGradNorm", "must be positive, got \(m); leave it out for no clipping after the noise") }
+    }
+
+    /// Checks `split` and `stage`.
+    func validateSplit() throws {
+        func fail(_ key: String, _ message: String) -> RunConfigError { RunConfigError(key: "dp." + key, message: message) }
         if let s = split, s.isEmpty { throw fail("split", "name a split file written by `dualign private-split`") }
         if let s = stage {
             if s.isEmpty { throw fail("stage", "name a stage of the split file") }

@@ -29,6 +29,16 @@ public enum PrivateStageRows {
     /// - Throws: `RunConfigError` naming dp.split or dp.stage (unreadable or overlapping file, another key or
     ///   template, an unknown stage, no row of the stage in the data).
     public static func select(_ config: RunConfig, data: inout TrainingData, baseDirectory: URL? = nil) throws -> String? {
+        guard let (keep, note) = try selection(config, keys: data.train.map { rowKey(promptTokens: $0.promptTokens) },
+                                               what: "training pairs", baseDirectory: baseDirectory) else { return nil }
+        data.train = zip(data.train, keep).filter(\.1).map(\.0)
+        return note
+    }
+
+    /// Which of `keys` (rows keyed by `rowKey`) are in the run's stage of `config.dp.split`, and a line for the
+    /// run log; nil when the config names no split. `what` names the rows in messages ("training prompts").
+    /// - Throws: as `select`.
+    public static func selection(_ config: RunConfig, keys: [UInt64], what: String, baseDirectory: URL? = nil) throws -> (keep: [Bool], note: String)? {
         guard let path = config.dp.split else { return nil }
         let url = path.hasPrefix("/") ? URL(fileURLWithPath: path)
             : (baseDirectory ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).appendingPathComponent(path)
@@ -47,16 +57,17 @@ public enum PrivateStageRows {
         guard file.template == config.data.template else {
             throw RunConfigError(key: "dp.split", message: "\(url.path) was written with template \(file.template) and this run renders prompts with \(config.data.template); row keys would not match — use the split's template or write the split again")
         }
-        var kept: [TokenizedPair] = [], elsewhere = 0, nowhere = 0
-        for p in data.train {
-            let k = rowKey(promptTokens: p.promptTokens)
-            if mine.contains(k) { kept.append(p) } else if file.stage(of: k) != nil { elsewhere += 1 } else { nowhere += 1 }
+        var keep: [Bool] = [], elsewhere = 0, nowhere = 0
+        for k in keys {
+            let ours = mine.contains(k)
+            keep.append(ours)
+            if !ours { if file.stage(of: k) != nil { elsewhere += 1 } else { nowhere += 1 } }
         }
-        guard !kept.isEmpty else {
-            throw RunConfigError(key: "dp.stage", message: "none of the \(data.train.count) training pairs is in stage '\(stage)' of \(url.path); check the data, the stage and the template the split was written with")
+        let kept = keep.filter { $0 }.count
+        guard kept > 0 else {
+            throw RunConfigError(key: "dp.stage", message: "none of the \(keys.count) \(what) is in stage '\(stage)' of \(url.path); check the data, the stage and the template the split was written with")
         }
-        let note = "dp.split: stage '\(stage)' of \(url.lastPathComponent): \(kept.count) of \(data.train.count) training pairs are this stage's; \(elsewhere) belong to other stages and \(nowhere) to none (both dropped)"
-        data.train = kept
-        return note
+        let note = "dp.split: stage '\(stage)' of \(url.lastPathComponent): \(kept) of \(keys.count) \(what) are this stage's; \(elsewhere) belong to other stages and \(nowhere) to none (both dropped)"
+        return (keep, note)
     }
 }

@@ -15,9 +15,10 @@ import Tensors
 
 extension Trainer {
     /// Computes step `step`'s private gradient into the trainable slab on every rank:
-    /// (Σ_{i ∈ batch} c_i ∇ℓ_i + N(0, σ²C²)) / (q·N). Returns the step's metrics: the objective's means over
-    /// the realised batch (no `loss` when it is empty), `tokens`, and the `dp/` values.
-    func privateGradient(_ dp: PrivateTraining, step: Int, seed: UInt64) throws -> [String: Double] {
+    /// (Σ_{i ∈ batch} c_i ∇ℓ_i + N(0, σ²C²)) / (q·N). Returns the step's metrics (the objective's means over
+    /// the realised batch, no `loss` when it is empty, `tokens`, the `dp/` values and what the objective's
+    /// `endStep` adds) and whether the update applies (an objective under dp must not skip on private data).
+    func privateGradient(_ dp: PrivateTraining, step: Int, seed: UInt64) throws -> (metrics: [String: Double], applies: Bool) {
         let local = try dp.localSample(step: step, rank: comm.rank, worldSize: comm.size)
         // Every rank learns the whole logical batch (ids are public to the ranks; the objective's plan lists them).
         let global = try comm.allGather(local.flatMap { withUnsafeBytes(of: Int64($0).littleEndian, Array.init) })
@@ -34,7 +35,8 @@ extension Trainer {
             var clipped = 0
             let m = try forwardMicroBatch(ids, split: .train, seed: plan.seed, training: true) { batch, result in
                 let norms = dp.clipper.accumulate(batch, dLogProbs: result.dLogProbs.isEmpty ? nil : result.dLogProbs,
-                                                  dScores: result.dScores.isEmpty ? nil : result.dScores)
+                                                  dScores: result.dScores.isEmpty ? nil : result.dScores,
+                                                  dValues: result.dValues.isEmpty ? nil : result.dValues)
                 clipped = norms.filter { PerExampleClipping.clipFactor(norm: $0, maxNorm: C) < 1 }.count
             }
             for (k, v) in m { sums[k, default: 0] += v }
@@ -58,7 +60,8 @@ extension Trainer {
         metrics["dp/delta"] = dp.plan.delta
         metrics["dp/private"] = dp.isPrivate ? 1 : 0
         if metrics["tokens"] == nil { metrics["tokens"] = 0 }
-        return metrics
+        let applies = try objective.endStep(plan, metrics: &metrics, context: context)
+        return (metrics, applies)
     }
 
     /// Rank 0's run-log lines about a private run.

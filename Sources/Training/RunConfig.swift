@@ -51,6 +51,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var align: AlignConfig = AlignConfig()
     /// SAIL online alignment (`dualign align sail`); ignored otherwise.
     public var sail: SAILSettings = SAILSettings()
+    /// The private RLHF pipeline (`dualign align dp-rlhf`); ignored otherwise.
+    public var dpRLHF: PrivateRLHFSettings = PrivateRLHFSettings()
 
     public init() {}
 
@@ -84,6 +86,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
             if lora.targets.isEmpty { throw fail("lora.targets", "name at least one of \(LoRATarget.allCases.map(\.rawValue).joined(separator: ", "))") }
         }
         try dp.validate()
+        if align.method == .dpRLHF { try dpRLHF.validate() }
         if checkpoint.every < 0 || checkpoint.keepLast < 1 { throw fail("checkpoint", "every must be ≥ 0 and keepLast ≥ 1") }
         if evaluation.every < 0 { throw fail("evaluation.every", "must be ≥ 0 (0: only at the end)") }
         if !(distributed.collectiveTimeout > 0) { throw fail("distributed.collectiveTimeout", "must be positive seconds") }

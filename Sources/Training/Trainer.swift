@@ -167,7 +167,7 @@ public final class Trainer {
             let gradNorm: Double
             var applies = true
             if let privacy {
-                metrics = try privateGradient(privacy, step: step, seed: rng.next())
+                (metrics, applies) = try privateGradient(privacy, step: step, seed: rng.next())
                 gradNorm = privacy.plan.maxGradNorm.map { clipGradientNorm(trainable.gradients.pointer, count: trainable.count, maxNorm: $0) }
                     ?? globalGradientNorm(trainable.gradients.pointer, count: trainable.count)
             } else {

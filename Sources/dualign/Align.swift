@@ -1,4 +1,4 @@
-// `dualign align mocan|pecan|sacpo|primal-dual|ppo-lag --config run.yaml [--set key=value …]`.
+// `dualign align mocan|pecan|sacpo|primal-dual|ppo-lag|sail|dp-rlhf --config run.yaml [--set key=value …]`.
 
 import ArgumentParser
 import Foundation
@@ -9,7 +9,7 @@ import Pipelines
 
 struct Align: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Align a policy for helpfulness under a safety constraint (MoCAN, PeCAN, SACPO, primal–dual, PPO-Lagrangian) or online with SAIL; rerun the same command to resume.",
+        abstract: "Align a policy for helpfulness under a safety constraint (MoCAN, PeCAN, SACPO, primal–dual, PPO-Lagrangian), online with SAIL, or privately (dp-rlhf: DP-SFT → DP reward → DP-PPO); rerun the same command to resume.",
         discussion: """
         Every stage (sampling, scoring, the dual, pseudo-labels, each DPO) writes its output under \
         OUTPUTDIR/stages/ and is skipped on rerun when complete; a DPO stage resumes from its checkpoints. \
@@ -26,6 +26,11 @@ struct Align: ParsableCommand {
         var config = try options.resolve(task: method == .ppoLagrangian ? .ppo : .dpo, communicator: comm)
         config.align.method = method
         try config.align.validate()
+        if config.dp.isEnabled && method != .dpRLHF {
+            // Their duals, λ updates and relabelling read every prompt's samples without noise, and their DPO stages
+            // would reuse the same rows (sequential composition): no privacy accounting covers them.
+            throw RunConfigError(key: "dp", message: "\(method.rawValue) has no private variant (its dual or λ reads every prompt without noise, and its stages reuse the same rows); use `dualign align dp-rlhf`, or `dualign train` with dp, or remove the dp section")
+        }
         comm.collectiveTimeout = config.distributed.collectiveTimeout
         let matmul = try configureThreads(config.distributed.threads, ranks: comm.size, matmul: config.distributed.matmulBackend)
         if comm.rank == 0 {
@@ -43,6 +48,7 @@ struct Align: ParsableCommand {
         case .primalDual: try PrimalDualPipeline(context: context).run()
         case .ppoLagrangian: try PPOLagrangianPipeline(context: context).run()
         case .sail: try SAILPipeline(context: context).run()
+        case .dpRLHF: try PrivateRLHFPipeline(context: context).run()
         }
         if comm.rank == 0 {
             let b = run.totalBudget

@@ -36,6 +36,28 @@ final class AlignmentPipelineTests: XCTestCase {
         XCTAssertThrowsError(try s.validate()) { XCTAssertEqual(($0 as? RunConfigError)?.key, "align.mergeWeights") }
     }
 
+    func testPrivateRLHFSettingsNameTheKey() throws {
+        var s = PrivateRLHFSettings()
+        XCTAssertNoThrow(try s.validate())
+        s.ppo.fraction = 0.5                                                    // 0.4 + 0.3 + 0.5 > 1: a row in two stages
+        XCTAssertThrowsError(try s.validate()) { XCTAssertEqual(($0 as? RunConfigError)?.key, "dpRLHF.sft.fraction") }
+        s = PrivateRLHFSettings(); s.reward.maxSteps = 0
+        XCTAssertThrowsError(try s.validate()) { XCTAssertEqual(($0 as? RunConfigError)?.key, "dpRLHF.reward.maxSteps") }
+        s = PrivateRLHFSettings(); s.ppo.expectedBatchSize = 0
+        XCTAssertThrowsError(try s.validate()) { XCTAssertEqual(($0 as? RunConfigError)?.key, "dpRLHF.ppo.expectedBatchSize") }
+        let doc: [String: Any] = ["data": ["datasets": [["schema": "trl", "paths": ["x.jsonl"]]]], "dpRLHF": ["sft": ["maxStep": 3]]]
+        XCTAssertThrowsError(try RunConfigLoader.resolve(document: doc)) { XCTAssertEqual(($0 as? RunConfigError)?.key, "dpRLHF.sft.maxStep") }
+        let ok = try RunConfigLoader.resolve(document: ["data": ["datasets": [["schema": "trl", "paths": ["x.jsonl"]]]],
+                                                        "dpRLHF": ["ppo": ["maxSteps": 3]], "dp": ["split": "s.json", "stage": "ppo"]])
+        XCTAssertEqual(ok.dpRLHF.ppo.maxSteps, 3)
+        XCTAssertEqual(ok.dpRLHF.ppo.fraction, 0.3, "unset keys keep their defaults")
+        XCTAssertFalse(ok.dp.isEnabled, "a split without ε or σ is a non-private run on its share")
+        // `--set dp={}` (the recipe's ε = ∞ run) removes the config's dp section.
+        let dataOnly: [String: Any] = ["data": ["datasets": [["schema": "trl", "paths": ["x.jsonl"]]]], "dp": ["epsilon": 4]]
+        XCTAssertTrue(try RunConfigLoader.resolve(document: dataOnly).dp.isEnabled)
+        XCTAssertFalse(try RunConfigLoader.resolve(document: dataOnly, overrides: [("dp", [String: Any]())]).dp.isEnabled)
+    }
+
     func testAlignSectionKeysAreCheckedAndDatasetEntriesRejectUnknownKeys() throws {
         let doc: [String: Any] = ["data": ["datasets": [["schema": "trl", "paths": ["x.jsonl"]]]],
                                   "align": ["marginn": 0.5]]

@@ -110,11 +110,11 @@ final class PPOObjectiveTests: XCTestCase {
         let trainer = try Trainer(config: c, communicator: comm, model: LoadedModel(model: policy, tokenizer: nil, gguf: nil, source: work),
                                   objective: objective)
         try objective.prepare(trainer.context)
-        try objective.sampleRollout(seed: 1, step: 0, context: trainer.context)
+        try objective.sampleRollout(promptIDs: [0, 1], seed: 1, step: 0, context: trainer.context)
         XCTAssertEqual(objective.state.lagrangian!.lambda, 1.05127, accuracy: 1e-5, "λ1")
         let first = objective.state.rollout!.episodes.first { $0.prompt == 0 }!
         XCTAssertEqual(first.advantages[0], -0.168746, accuracy: 1e-6, "combined advantage at λ1")
-        try objective.sampleRollout(seed: 2, step: 1, context: trainer.context)
+        try objective.sampleRollout(promptIDs: [0, 1], seed: 2, step: 1, context: trainer.context)
         XCTAssertEqual(objective.state.lagrangian!.lambda, 1.10801, accuracy: 1e-5, "λ2 (the window still averages 0.5)")
         XCTAssertEqual(objective.lambdaHistory.map(\.step), [1, 2], "λ history, one record per rollout")
     }
