@@ -47,7 +47,7 @@ done
 source launch/ranks.sh      # on_ranks: dualign directly with one rank, else under mpirun; sets $threads
 eval_args=(eval --out runs/dp/eval --reward-model runs/safety/reward/final.gguf --cost-model runs/safety/cost/final.gguf
            --advbench none --harmbench none --xstest none --physical-safety none --coconot none
-           --max-prompts 64 --max-new-tokens 48 --threads "$threads")
+           --max-prompts 40 --max-new-tokens 48 --batch-size 16 --threads "$threads")
 for eps in $epsilons; do
     eval_args+=(--model "dp-sft-eps$eps=runs/dp/dp-rlhf-eps$eps/stages/1-sft/final.gguf"
                 --model "dp-ppo-eps$eps=runs/dp/dp-rlhf-eps$eps/stages/3-ppo/final.gguf"
