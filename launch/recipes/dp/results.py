@@ -34,7 +34,10 @@ def spent(eps):
     align = json.loads((runs / f"dp-rlhf-eps{eps}" / "align.json").read_text())
     pipeline = align["privacy"]["epsilon"]
     stages = ", ".join(f"{k} {v['epsilon']:.2f}" for k, v in sorted(align["privateStages"].items()))
-    last = [json.loads(line) for line in (runs / f"dp-dpo-eps{eps}" / "metrics.jsonl").read_text().splitlines()]
+    metrics = runs / f"dp-dpo-eps{eps}" / "metrics.jsonl"
+    if not metrics.exists():
+        return f"{pipeline:.2f} ({stages})", "not run"
+    last = [json.loads(line) for line in metrics.read_text().splitlines()]
     dpo = [r["dp/epsilon"] for r in last if "dp/epsilon" in r][-1]
     return f"{pipeline:.2f} ({stages})", f"{dpo:.2f}"
 
