@@ -23,7 +23,8 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
-        // Processor floating-point environment (flush-to-zero); no API beyond two inline functions.
+        // Small C helpers: the floating-point environment (flush-to-zero), cpuid features, BLIS loading, bf16
+        // rounding, and the secure noise's AVX2 / AVX-512 kernels (functions with `target` attributes).
         .target(name: "CShims"),
 
         // Modules, each above the ones it uses (one-way dependencies; see the shared design notes).
@@ -33,7 +34,7 @@ let package = Package(
         .target(name: "Models", dependencies: ["Tensors", "Formats", "Tokenizers"]),
         .target(name: "Datasets", dependencies: ["Tensors", "Tokenizers", "CZlib"]),
         .target(name: "Alignment", dependencies: ["Tensors"]),
-        .target(name: "Privacy", dependencies: ["Tensors"]),
+        .target(name: "Privacy", dependencies: ["Tensors", "CShims"]),
         .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "Checkpoints", dependencies: ["Formats", "CZstd"]),
         .target(name: "Training", dependencies: [

@@ -5,8 +5,8 @@
 // Private: the same forward passes and loss, then the clipped gradient sum (LoRA: per-example adapter
 // gradients in the one backward, clip, one sgemm; full: a norm pass by ghost norms, then one clipped
 // backward), N(0, σ²C²) on every trainable value, ÷ q·N, AdamW. The noise is timed apart in both modes
-// (seeded: one SplitMix64 Box–Muller draw per value; secure: four CSPRNG draws per value) and the step
-// ratio is given with each.
+// (seeded: one SplitMix64 Box–Muller draw per value; secure: four CSPRNG draws per value, by the kernel
+// the processor runs, `FastGaussian.kernel`) and the step ratio is given with each.
 
 import Foundation
 import Alignment
@@ -43,6 +43,8 @@ public struct PrivateStepReport: Codable, Sendable {
     /// Drawing N(0, σ²C²) for every trainable value, seeded and secure.
     public var seededNoiseSeconds: Double
     public var secureNoiseSeconds: Double
+    /// The code that drew the secure noise's bulk (`FastGaussian.Kernel`: swift, avx2 or avx512).
+    public var secureNoiseKernel: String
     /// The median over steps of (private step without noise) / (the non-private step just before it): robust
     /// to a machine whose load changes between steps.
     public var medianPairedRatio: Double
@@ -147,7 +149,7 @@ public enum PrivateStepBenchmark {
                                  nonPrivateSeconds: nonPrivate, nonPrivateForwardSeconds: m("np.forward"), nonPrivateBackwardSeconds: m("np.backward"),
                                  privateSeconds: priv, privateForwardSeconds: m("dp.forward"), clippedSumSeconds: m("dp.clipped"),
                                  perExamplePassSeconds: m("dp.pass"), normArithmeticSeconds: m("dp.arith"), clippingSeconds: m("dp.clip"),
-                                 seededNoiseSeconds: m("dp.seeded"), secureNoiseSeconds: m("dp.secure"),
+                                 seededNoiseSeconds: m("dp.seeded"), secureNoiseSeconds: m("dp.secure"), secureNoiseKernel: FastGaussian.kernel.rawValue,
                                  medianPairedRatio: m("ratio"), ratioSeededNoise: (priv + m("dp.seeded")) / nonPrivate, ratioSecureNoise: (priv + m("dp.secure")) / nonPrivate,
                                  perExampleBytes: bytes, perExampleBytesPerExample: Double(bytes) / Double(loraRank > 0 ? P : 1))
     }

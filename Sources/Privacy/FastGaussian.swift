@@ -25,6 +25,12 @@
 //
 // `referenceNormals` computes the same normals from the same words in Double with Foundation's functions:
 // the naive reference beside the fast path.
+//
+// `addNoise` draws its whole refills (128 values from 24 ChaCha20 blocks) with the fastest kernel the
+// processor runs (`FastGaussian.kernel`, SecureNoiseKernel.swift): CShims' secure_noise.c in AVX-512 or AVX2,
+// which computes these very operations (bit-identical values), or this Swift code, the fallback. Measured
+// on one Zen 4 core under load (CPU time, 2026-12-07): ≈14 ns per value here, ≈6.8 with AVX2, ≈4.3 with
+// AVX-512.
 
 import Foundation
 
@@ -166,10 +172,19 @@ public enum FastGaussian {
 
     /// Adds `scale` · (z₁ + z₂ + z₃ + z₄)/2 to each of `count` values from `generator`, after one discarded
     /// draw (Opacus discards one at the start of each call; here the words of one group of eight values).
+    /// Whole refills go to `kernel`; the discarded draw and the tail are drawn here.
     public static func addNoise(to values: UnsafeMutablePointer<Float>, count: Int, scale: Float, generator: ChaCha20Random) {
         for _ in 0..<3 { _ = generator.nextVector() }                     // the discarded draw
         let groupsPerRefill = ChaCha20Random.wordsPerRefill / 24          // 8 values from 3 vectors (24 words)
         var i = 0
+        let kernel = self.kernel
+        if kernel != .swift {
+            let refills = count / (8 * groupsPerRefill)
+            generator.withNextRefills(refills) { state, first, run in
+                kernelAddNoise(kernel, state: state, refills: run, scale: scale, values: values + 8 * groupsPerRefill * first)
+            }
+            i = 8 * groupsPerRefill * refills
+        }
         while i + 8 * groupsPerRefill <= count {
             generator.withNextRefill { words in                           // (3 · groupsPerRefill) vectors
                 for g in 0..<groupsPerRefill {

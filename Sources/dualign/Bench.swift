@@ -180,7 +180,7 @@ struct Bench: ParsableCommand {
               forward        \(f(r.nonPrivateForwardSeconds))         \(f(r.privateForwardSeconds)) s  (policy + reference, DPO loss)
               backward       \(f(r.nonPrivateBackwardSeconds))         \(f(r.clippedSumSeconds)) s  (private: per-example norms, clipping, clipped sum)
                  of which    \(f(r.perExamplePassSeconds)) s per-example pass (norm arithmetic \(f(r.normArithmeticSeconds)) s), \(f(r.clippingSeconds)) s \(r.loraRank > 0 ? "clipped sum" : "clipped backward")
-              noise                        \(f(r.seededNoiseSeconds)) s seeded, \(f(r.secureNoiseSeconds)) s secure (\(r.trainable) values)
+              noise                        \(f(r.seededNoiseSeconds)) s seeded, \(f(r.secureNoiseSeconds)) s secure (\(r.secureNoiseKernel)) (\(r.trainable) values)
               ratio          \(f(r.medianPairedRatio, 2))× without noise (median of step pairs), \(f(r.ratioSeededNoise, 2))× with seeded noise, \(f(r.ratioSecureNoise, 2))× with secure noise
               per-example    \(r.perExampleBytes) bytes held (\(f(r.perExampleBytesPerExample / 1e6, 2)) MB per example\(r.loraRank > 0 ? "" : ", scratch reused example to example"))
             """

@@ -1,6 +1,7 @@
 // ChaCha20 against RFC 8439's test vectors (the block function, §2.3.2, and the keystream of the
 // encryption example, §2.4.2: the exact bytes), the eight-lane path against the scalar reference, and the
-// generator's keys: two instances differ, and the counter never wraps (re-key from the OS).
+// generator's keys: two instances differ, and the counter never wraps (re-key from the OS, also after a
+// refill that reaches 2³² exactly).
 
 import Foundation
 import XCTest
@@ -70,5 +71,15 @@ final class ChaCha20Tests: XCTestCase {
         a.withNextRefill { _ in }
         XCTAssertEqual(a.keyCount, 2, "a refill that would pass 2³² blocks takes a new key from the OS")
         XCTAssertEqual(a.counter, 24, "after re-keying the counter starts again at 0 (then one refill of 24 blocks)")
+    }
+
+    func testGeneratorReKeysAfterARefillThatReachesTheWrapExactly() {
+        let g = ChaCha20Random()
+        g.setCounter(UInt32(truncatingIfNeeded: (1 << 32) - 24))           // one refill ends at block 2³² − 1
+        g.withNextRefill { _ in }
+        XCTAssertEqual(g.keyCount, 2, "the counter back at 0 under the spent key: a new key from the OS")
+        XCTAssertEqual(g.counter, 0, "the new key starts at block 0")
+        g.withNextRefill { _ in }
+        XCTAssertEqual(g.counter, 24, "and its first refill takes blocks 0–23")
     }
 }

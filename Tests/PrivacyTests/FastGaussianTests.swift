@@ -2,7 +2,10 @@
 // functions on every input the noise uses (the stated error bound, 4e-7 relative), the four-normal sum
 // against its Double reference on the same keystream words, and 4 194 304 draws against N(0, 1): mean,
 // variance and kurtosis within 5 standard errors, and a binned χ² whose threshold the same draws scaled to
-// a 1 % larger variance exceed.
+// a 1 % larger variance exceed. `addNoise` is tested with every kernel this processor runs (the Swift
+// fallback and the AVX2 / AVX-512 C kernels, `FastGaussian.Kernel`), under fixed keys so the tests are
+// deterministic: the statistics on the dispatched kernel's draws, which every other kernel must reproduce
+// bit for bit.
 
 import Foundation
 import XCTest
@@ -78,14 +81,27 @@ final class FastGaussianTests: XCTestCase {
         }
     }
 
+    /// Runs `body` once per kernel this processor runs, with `FastGaussian.kernel` set to it.
+    private func forEachKernel(_ body: (FastGaussian.Kernel) -> Void) {
+        let saved = FastGaussian.kernel
+        defer { FastGaussian.kernel = saved }
+        for kernel in FastGaussian.Kernel.available {
+            FastGaussian.kernel = kernel
+            body(kernel)
+        }
+    }
+
     func testAddNoiseAddsToEveryValueIncludingTheTail() {
-        let count = 1003, scale: Float = 1e-3                             // 7 refills of 128 values, then 91 (the last 3 in a partial group)
-        // Zeros, so every value is the noise itself: a value left unchanged stays exactly 0. (Added to 5, noise
-        // below half of 5's float spacing, |z| < 2.4e-4 at this scale, rounds away: a 17 % chance over 1,003 values.)
-        var values = [Float](repeating: 0, count: count)
-        values.withUnsafeMutableBufferPointer { FastGaussian.addNoise(to: $0.baseAddress!, count: count, scale: scale, generator: ChaCha20Random()) }
-        for (i, v) in values.enumerated() {
-            XCTAssert(v != 0 && abs(v) <= 11.6 * scale, "value \(i): \(v) is not noise with 0 < |noise| ≤ 11.6 · \(scale)")
+        let count = 1003, scale: Float = 1e-3                             // 7 refills of 128 values, then 107 (the last 3 in a partial group)
+        forEachKernel { kernel in
+            // Zeros, so every value is the noise itself: a value left unchanged stays exactly 0. (Added to 5, noise
+            // below half of 5's float spacing, |z| < 2.4e-4 at this scale, rounds away: a 17 % chance over 1,003 values.)
+            var values = [Float](repeating: 0, count: count)
+            let generator = ChaCha20Random(key: [11, 12, 13, 14, 15, 16, 17, 18])
+            values.withUnsafeMutableBufferPointer { FastGaussian.addNoise(to: $0.baseAddress!, count: count, scale: scale, generator: generator) }
+            for (i, v) in values.enumerated() {
+                XCTAssert(v != 0 && abs(v) <= 11.6 * scale, "\(kernel): value \(i): \(v) is not noise with 0 < |noise| ≤ 11.6 · \(scale)")
+            }
         }
     }
 
@@ -101,23 +117,36 @@ final class FastGaussianTests: XCTestCase {
         return counts.reduce(0) { $0 + (Double($1) - expected) * (Double($1) - expected) / expected }
     }
 
-    func testFourMillionDrawsAreStandardNormal() {
-        let n = 1 << 22
+    /// `n` draws from a generator under a fixed key, by `FastGaussian.kernel`.
+    private func draws(_ n: Int) -> [Float] {
         var values = [Float](repeating: 0, count: n)
-        values.withUnsafeMutableBufferPointer { FastGaussian.addNoise(to: $0.baseAddress!, count: n, scale: 1, generator: ChaCha20Random()) }
+        let generator = ChaCha20Random(key: [21, 22, 23, 24, 25, 26, 27, 28])
+        values.withUnsafeMutableBufferPointer { FastGaussian.addNoise(to: $0.baseAddress!, count: n, scale: 1, generator: generator) }
+        return values
+    }
+
+    func testFourMillionDrawsAreStandardNormal() {
+        // The statistics on the dispatched kernel's draws; every other kernel gives the same draws bit for bit
+        // (same key), so they hold for it too without computing them again (slow in a debug build).
+        let n = 1 << 22, kernel = FastGaussian.kernel, values = draws(n)
+        forEachKernel { other in
+            guard other != kernel else { return }
+            let same = draws(n)
+            XCTAssert(zip(values, same).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(other) draws differ from \(kernel)'s under the same key")
+        }
         var s1 = 0.0, s2 = 0.0, s4 = 0.0
         for v in values { let x = Double(v); s1 += x; s2 += x * x; s4 += x * x * x * x }
         let count = Double(n), mean = s1 / count, variance = s2 / count, kurtosis = s4 / count / (variance * variance)
         // Standard errors under N(0, 1): 1/√n, √(2/n), √(24/n); bounds 5 of them.
-        XCTAssertLessThan(abs(mean), 5 / count.squareRoot(), "mean \(mean); bound 5/√n = \(5 / count.squareRoot())")
-        XCTAssertLessThan(abs(variance - 1), 5 * (2 / count).squareRoot(), "variance \(variance); bound 1 ± \(5 * (2 / count).squareRoot())")
-        XCTAssertLessThan(abs(kurtosis - 3), 5 * (24 / count).squareRoot(), "kurtosis \(kurtosis); bound 3 ± \(5 * (24 / count).squareRoot())")
+        XCTAssertLessThan(abs(mean), 5 / count.squareRoot(), "\(kernel): mean \(mean); bound 5/√n = \(5 / count.squareRoot())")
+        XCTAssertLessThan(abs(variance - 1), 5 * (2 / count).squareRoot(), "\(kernel): variance \(variance); bound 1 ± \(5 * (2 / count).squareRoot())")
+        XCTAssertLessThan(abs(kurtosis - 3), 5 * (24 / count).squareRoot(), "\(kernel): kurtosis \(kurtosis); bound 3 ± \(5 * (24 / count).squareRoot())")
         // χ² with 19 degrees of freedom exceeds 63.7 with probability 1e-6. A variance 1 % off moves the
         // statistic to ≈ 19 + 175 (its noncentrality at this n), so the same draws scaled by √1.01 must fail.
         let threshold = 63.7
         let chi2 = binnedChiSquare(values), chi2Wrong = binnedChiSquare(values, scale: 1.01.squareRoot())
-        XCTAssertLessThan(chi2, threshold, "binned χ² (20 equiprobable bins) vs N(0, 1): \(chi2); bound \(threshold) (p = 1e-6)")
-        XCTAssertGreaterThan(chi2Wrong, threshold, "the same draws with variance 1.01: χ² \(chi2Wrong) should exceed \(threshold)")
-        print("FastGaussian on \(n) draws: mean \(mean), variance \(variance), kurtosis \(kurtosis), χ²₁₉ \(chi2), with variance 1.01: \(chi2Wrong)")
+        XCTAssertLessThan(chi2, threshold, "\(kernel): binned χ² (20 equiprobable bins) vs N(0, 1): \(chi2); bound \(threshold) (p = 1e-6)")
+        XCTAssertGreaterThan(chi2Wrong, threshold, "\(kernel): the same draws with variance 1.01: χ² \(chi2Wrong) should exceed \(threshold)")
+        print("FastGaussian (\(kernel)) on \(n) draws: mean \(mean), variance \(variance), kurtosis \(kurtosis), χ²₁₉ \(chi2), with variance 1.01: \(chi2Wrong)")
     }
 }

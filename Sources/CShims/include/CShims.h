@@ -1,5 +1,7 @@
 #ifndef DUALIGN_CSHIMS_H
 #define DUALIGN_CSHIMS_H
+#include <stdint.h>
+
 /// Sets flush-to-zero and denormals-are-zero for the calling thread (x86 MXCSR; no-op elsewhere).
 void dualign_flush_denormals(void);
 /// Returns 1 when the calling thread flushes denormals to zero, else 0.
@@ -46,4 +48,25 @@ void dualign_blis_sgemm(int transA, int transB, long m, long n, long k, float al
                         const float *a, long rowStrideA, long colStrideA,
                         const float *b, long rowStrideB, long colStrideB,
                         float beta, float *c, long rowStrideC, long colStrideC);
+
+/// The secure DP-SGD noise's kernels (secure_noise.c), the same arithmetic as the Swift path of
+/// `ChaCha20Random` and `FastGaussian` (bit-identical output). `width` is 256 (AVX2 and FMA) or 512
+/// (AVX-512F): the caller checks the processor has the features (`dualign_cpu_features`). `state` is
+/// ChaCha20's 16-word input (RFC 8439 §2.3: constants, key, block counter c = state[12], nonce); it is not
+/// modified, and the caller keeps the counter from wrapping (c + the blocks used ≤ 2³²).
+
+/// Adds scale · (z₁ + z₂ + z₃ + z₄)/2 to each of values[0 ..< 128 · refills] (Opacus' secure Gaussian),
+/// from the keystream of blocks c … c + 24 · refills − 1: refill r is blocks c + 24r … c + 24r + 23 as
+/// three eight-block groups of 16 eight-lane word vectors, and its value 8s + j takes lane j of vectors
+/// 3s, 3s + 1, 3s + 2 (`FastGaussian.addNoise`'s whole refills).
+void dualign_secure_noise_add(int width, const uint32_t *state, long refills, float scale,
+                              float *values);                                   // state: (16); values: (128 · refills)
+/// The keystream blocks c … c + 8 · groups − 1 in `ChaCha20.nextBlocks`' lane order: out[128g + 8i + j] is
+/// word i of block c + 8g + j.
+void dualign_chacha20_blocks(int width, const uint32_t *state, long groups,
+                             uint32_t *out);                                    // state: (16); out: (groups, 16, 8)
+/// `FastGaussian.opacusNormals` of each set of three eight-lane word vectors: out[8s + j] from lane j of
+/// words[24s …], words[24s + 8 …], words[24s + 16 …].
+void dualign_opacus_normals(int width, const uint32_t *words, long sets,
+                            float *out);                                        // words: (sets, 3, 8); out: (sets, 8)
 #endif
