@@ -60,9 +60,8 @@ public protocol PerExampleNormObserver: AnyObject {
                 tiedToEmbedding: Bool)
     /// The score head w (C): features (R, C), the flat row of each batch row's last token (B), ∂L/∂score (B).
     func scoreHead(features: ConstFloatPtr, lastRows: [Int], dScores: [Float], channels: Int)
-    /// The value heads W (H, C) at N selected positions: features (R, C), each target's flat row (N) and its batch
-    /// row (N), ∂L/∂V (N, H).
-    func valueHeads(features: ConstFloatPtr, positions: [Int], sequence: [Int], dValues: [Float], heads: Int, channels: Int)
+    /// The value heads W (H, C) at N selected positions: features (R, C), each target's flat row (N), ∂L/∂V (N, H).
+    func valueHeads(features: ConstFloatPtr, positions: [Int], dValues: [Float], heads: Int, channels: Int)
     /// The embedding table (V, C): token ids (R) and ∂L/∂(embedding output) (R, C).
     func embedding(tokens: [Int32], outputGradients: ConstFloatPtr, channels: Int, vocabulary: Int, tiedToHead: Bool)
 }

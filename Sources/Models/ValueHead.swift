@@ -57,8 +57,7 @@ extension Transformer {
                 if let eh = exampleGradient.map({ $0 + h * C }) { for c in 0..<C { eh[c] += dv * row[c] } }
             }
         }
-        observer?.valueHeads(features: a.finalNorm.pointer, positions: targets.positions, sequence: targets.sequence, dValues: dValues,
-                             heads: H, channels: C)
+        observer?.valueHeads(features: a.finalNorm.pointer, positions: targets.positions, dValues: dValues, heads: H, channels: C)
         lastValueTargets = nil
     }
 

@@ -183,7 +183,6 @@ public final class PPOObjective: TrainingObjective {
             let position = Dictionary(uniqueKeysWithValues: plan.global.enumerated().map { ($1, $0) })
             plan.microBatches = plan.microBatches.map { $0.map { position[$0]! } }
             plan.global = Array(plan.global.indices)
-            miniBatchTokens = Double(state.rollout!.episodes.reduce(0) { $0 + $1.length })
             return
         }
         let perRollout = settings.stepsPerRollout(miniBatch: config.optimizer.globalBatchSize)

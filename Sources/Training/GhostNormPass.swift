@@ -108,25 +108,18 @@ public final class GhostNormPass: PerExampleNormObserver {
         }
     }
 
-    public func valueHeads(features: ConstFloatPtr, positions: [Int], sequence: [Int], dValues: [Float], heads H: Int, channels C: Int) {
+    public func valueHeads(features: ConstFloatPtr, positions: [Int], dValues: [Float], heads H: Int, channels C: Int) {
         timed {
-            // Example e's gradient of head h: Σ_{n ∈ e} dV[n, h] · x[p_n] (H·C values, formed per example).
-            var g = [Double](repeating: 0, count: H * C)                                                   // (H, C)
-            var targetsOfRow = [[Int]](repeating: [], count: sequence.max().map { $0 + 1 } ?? 0)
-            for (n, b) in sequence.enumerated() { targetsOfRow[b].append(n) }
-            for e in 0..<examples {
-                for i in g.indices { g[i] = 0 }
-                for b in rowsOfExample[e] where b < targetsOfRow.count {
-                    for n in targetsOfRow[b] {
-                        let x = features + positions[n] * C
-                        for h in 0..<H {
-                            let d = Double(dValues[n * H + h])
-                            guard d != 0 else { continue }
-                            for c in 0..<C { g[h * C + c] += d * Double(x[c]) }
-                        }
-                    }
+            // The heads are a linear layer (H, C) on the final-normed states whose output gradient is dV at the
+            // target positions and zero at every other token: the linear layers' norms apply as they are.
+            let R = tokenRows.flatMap { $0 }.map(\.upperBound).max() ?? 0
+            var dOutput = [Float](repeating: 0, count: R * H)                                              // (R, H)
+            for (n, p) in positions.enumerated() { for h in 0..<H { dOutput[p * H + h] = dValues[n * H + h] } }
+            dOutput.withUnsafeBufferPointer { d in
+                for e in 0..<examples {
+                    squaredNorms[e] += PerExampleRowNorms.linearSquaredNorm(inputs: features, outputGradients: d.baseAddress!, rows: tokenRows[e],
+                                                                            inputFeatures: C, outputFeatures: H, method: method, scratch: scratch)
                 }
-                squaredNorms[e] += g.reduce(0) { $0 + $1 * $1 }
             }
         }
     }
