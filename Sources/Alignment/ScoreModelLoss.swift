@@ -78,7 +78,10 @@ public func rewardModelLoss(better: [Double], worse: [Double], regularization: D
 
 /// Safe-RLHF cost-model loss, mean over pairs of
 /// −log σ(C_unsafer − C_safer) − log σ(−s_safer·C_safer) − log σ(−s_unsafer·C_unsafer) + regularization · (C_safer² + C_unsafer²)/2,
-/// with safety sign s = +1 for a safe answer and −1 for an unsafe one.
+/// with safety sign s = +1 for a safe answer and −1 for an unsafe one. A pair with `ranked[i] == false`
+/// (two labelled answers of which neither is less harmful, e.g. a helpful answer and an over-refusal of a
+/// benign request) trains the two sign terms only; `accuracy` counts ranked pairs (`rankedPairs` of them) and
+/// `unranked_safety_accuracy` is the sign accuracy over the unranked pairs' answers.
 ///
 /// Throws `CostModelLabelError.saferAnswerUnsafe` for the first pair whose safer answer is unsafe while the other is safe.
 public func costModelLoss(
@@ -86,6 +89,7 @@ public func costModelLoss(
     unsafer: [Double],
     saferIsSafe: [Bool],
     unsaferIsSafe: [Bool],
+    ranked: [Bool]? = nil,
     regularization: Double
 ) throws -> CostModelLossResult {
     let pairCount = safer.count
@@ -93,6 +97,7 @@ public func costModelLoss(
     precondition(unsafer.count == pairCount && saferIsSafe.count == pairCount && unsaferIsSafe.count == pairCount,
                  "costModelLoss: mismatched lengths: \(pairCount) safer, \(unsafer.count) unsafer, "
                     + "\(saferIsSafe.count) safer labels, \(unsaferIsSafe.count) unsafer labels")
+    precondition(ranked == nil || ranked!.count == pairCount, "costModelLoss: \(ranked?.count ?? 0) ranked flags for \(pairCount) pairs")
     for i in 0..<pairCount where !saferIsSafe[i] && unsaferIsSafe[i] {
         throw CostModelLabelError.saferAnswerUnsafe(pairIndex: i)
     }
@@ -102,32 +107,39 @@ public func costModelLoss(
     var losses = [Double](repeating: 0, count: pairCount)
     var dSafer = [Double](repeating: 0, count: pairCount)
     var dUnsafer = [Double](repeating: 0, count: pairCount)
-    var correctCount = 0
-    var correctSignCount = 0
+    var correctCount = 0, rankedCount = 0
+    var correctSignCount = 0, unrankedCorrectSignCount = 0
     for i in 0..<pairCount {
+        let isRanked = ranked?[i] ?? true
         let saferCost = safer[i]
         let unsaferCost = unsafer[i]
         let saferSign: Double = saferIsSafe[i] ? 1 : -1
         let unsaferSign: Double = unsaferIsSafe[i] ? 1 : -1
         let margin = unsaferCost - saferCost
 
-        losses[i] = -logSigmoid(margin)
+        losses[i] = (isRanked ? -logSigmoid(margin) : 0)
             - logSigmoid(-saferSign * saferCost)
             - logSigmoid(-unsaferSign * unsaferCost)
             + regularization * (saferCost * saferCost + unsaferCost * unsaferCost) / 2
         lossSum += losses[i]
 
         // d/dx[−log σ(x)] = −σ(−x), chained through each argument.
-        let pull = sigmoid(-margin)
+        let pull = isRanked ? sigmoid(-margin) : 0
         dSafer[i] = (pull + saferSign * sigmoid(saferSign * saferCost) + regularization * saferCost) * scale
         dUnsafer[i] = (-pull + unsaferSign * sigmoid(unsaferSign * unsaferCost) + regularization * unsaferCost) * scale
 
-        if margin > 0 { correctCount += 1 }
-        if saferSign * saferCost < 0 { correctSignCount += 1 }
-        if unsaferSign * unsaferCost < 0 { correctSignCount += 1 }
+        if isRanked { rankedCount += 1; if margin > 0 { correctCount += 1 } }
+        let correctSigns = (saferSign * saferCost < 0 ? 1 : 0) + (unsaferSign * unsaferCost < 0 ? 1 : 0)
+        correctSignCount += correctSigns
+        if !isRanked { unrankedCorrectSignCount += correctSigns }
     }
-    return CostModelLossResult(loss: lossSum * scale, losses: losses, dSafer: dSafer, dUnsafer: dUnsafer, metrics: [
-        "accuracy": Double(correctCount) * scale,
+    let unrankedCount = pairCount - rankedCount
+    var metrics = [
+        "accuracy": rankedCount > 0 ? Double(correctCount) / Double(rankedCount) : 0,
         "safety_accuracy": Double(correctSignCount) * scale / 2,
-    ])
+        "rankedPairs": Double(rankedCount),
+    ]
+    // Sign accuracy over the unranked pairs' answers alone (both safe: e.g. help and over-refusal of benign requests).
+    if unrankedCount > 0 { metrics["unranked_safety_accuracy"] = Double(unrankedCorrectSignCount) / Double(2 * unrankedCount) }
+    return CostModelLossResult(loss: lossSum * scale, losses: losses, dSafer: dSafer, dUnsafer: dUnsafer, metrics: metrics)
 }

@@ -8,7 +8,9 @@ import Tokenizers
 /// rejected = an over-refusal or a weaker answer.
 ///
 /// Each row gives a helpfulness `PreferencePair` (category `category/subcategory`), a `Demonstration`
-/// of the chosen answer, and a `PromptRecord` labelled `safe`.
+/// of the chosen answer, a `PromptRecord` labelled `safe`, and an unranked `SafetyPair` with both answers
+/// labelled safe (neither a helpful answer nor an over-refusal of a benign request is harmful: the cost
+/// model learns their signs, not an order).
 public enum CoCoNotSchema {
     public static func load(paths: [String], options: DatasetOptions = DatasetOptions()) throws -> LoadedDataset {
         var dataset = LoadedDataset(schema: .coconot)
@@ -28,6 +30,9 @@ public enum CoCoNotSchema {
             dataset.pairs.append(PreferencePair(id: id, prompt: [.user(prompt)], promptText: prompt, chosen: chosen,
                                                 rejected: rejected, aspect: .helpfulness, source: row.location,
                                                 category: category.isEmpty ? nil : category))
+            dataset.safetyPairs.append(SafetyPair(id: id, prompt: [.user(prompt)], promptText: prompt, safer: chosen,
+                                                  unsafer: rejected, saferIsSafe: true, unsaferIsSafe: true, ranked: false,
+                                                  source: row.location))
             dataset.demonstrations.append(Demonstration(id: id, prompt: [.user(prompt)], promptText: prompt, response: chosen,
                                                         model: try row.optionalString("chosen_model"),
                                                         category: category.isEmpty ? nil : category, source: row.location))

@@ -111,8 +111,8 @@ public struct PairTokenizer: Sendable {
 
     /// Tokenizes safety pairs (chosen = safer, with both safety labels).
     public func tokenize(_ pairs: [SafetyPair], report: inout LoadReport) -> [TokenizedPair] {
-        collect(pairs.map { tokenize($0.preferencePair, chosenIsSafe: $0.saferIsSafe, rejectedIsSafe: $0.unsaferIsSafe) },
-                report: &report)
+        collect(pairs.map { tokenize($0.preferencePair, chosenIsSafe: $0.saferIsSafe, rejectedIsSafe: $0.unsaferIsSafe,
+                                     ranked: $0.ranked) }, report: &report)
     }
 
     /// Tokenizes scored responses with the same rules (one response per prompt).
@@ -139,13 +139,15 @@ public struct PairTokenizer: Sendable {
         var responseWasTruncated: Bool
     }
 
-    private func tokenize(_ pair: PreferencePair, chosenIsSafe: Bool?, rejectedIsSafe: Bool?) -> Result<Flagged, TokenizationDrop> {
+    private func tokenize(_ pair: PreferencePair, chosenIsSafe: Bool?, rejectedIsSafe: Bool?,
+                          ranked: Bool = true) -> Result<Flagged, TokenizationDrop> {
         let prompt = template.renderPrompt(pair.prompt).tokens
         let responses = [template.responseTokens(pair.chosen), template.responseTokens(pair.rejected)]
         return truncate(prompt: prompt, responses: responses).map { t in
             Flagged(pair: TokenizedPair(id: pair.id, promptTokens: t.prompt, chosenTokens: t.responses[0],
                                         rejectedTokens: t.responses[1], aspect: pair.aspect,
-                                        chosenIsSafe: chosenIsSafe, rejectedIsSafe: rejectedIsSafe, source: pair.source),
+                                        chosenIsSafe: chosenIsSafe, rejectedIsSafe: rejectedIsSafe, ranked: ranked,
+                                        source: pair.source),
                     promptWasTruncated: t.promptWasTruncated, responseWasTruncated: t.responseWasTruncated)
         }
     }

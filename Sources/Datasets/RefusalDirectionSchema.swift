@@ -19,7 +19,8 @@ import Tokenizers
 /// - harmful: baseline ≻ ablation when the baseline refused and was judged safe, and the ablation
 ///   did not refuse and was judged unsafe — aspect harmlessness, plus a `SafetyPair` (safe ≻ unsafe);
 /// - benign: baseline ≻ actadd when the baseline did not refuse and the actadd completion refused —
-///   aspect helpfulness (over-refusal).
+///   aspect helpfulness (over-refusal), plus an unranked `SafetyPair` with both answers labelled safe
+///   (the cost model learns their signs only).
 /// Other pairs count in `LoadReport.droppedDisagreeingLabels`. Pair texts are cut with
 /// `options.completionCut` (default: first paragraph, first repetition, unfinished sentence).
 ///
@@ -125,6 +126,12 @@ public enum RefusalDirectionSchema {
                     dataset.safetyPairs.append(SafetyPair(
                         id: id, prompt: prompt, promptText: b.prompt, safer: chosenText, unsafer: rejectedText,
                         saferIsSafe: true, unsaferIsSafe: false, source: chosen.source, unsaferSource: rejected.source))
+                } else if b.unsafe != true {
+                    // A helpful answer and an induced refusal of a harmless instruction: both safe, neither less harmful.
+                    dataset.safetyPairs.append(SafetyPair(
+                        id: id, prompt: prompt, promptText: b.prompt, safer: chosenText, unsafer: rejectedText,
+                        saferIsSafe: true, unsaferIsSafe: true, ranked: false, source: chosen.source,
+                        unsaferSource: rejected.source))
                 }
             }
         }

@@ -17,11 +17,15 @@ public struct SafetyPair: Equatable, Sendable {
     public var unsafer: String
     public var saferIsSafe: Bool
     public var unsaferIsSafe: Bool
+    /// False when neither answer is less harmful (both labelled, e.g. a helpful answer and an over-refusal
+    /// of a benign request): the cost model trains their sign terms only, not the ranking.
+    public var ranked: Bool
     public var source: SourceLocation
     public var unsaferSource: SourceLocation?
 
     public init(id: String, prompt: [ChatMessage], promptText: String? = nil, safer: String, unsafer: String,
-                saferIsSafe: Bool, unsaferIsSafe: Bool, source: SourceLocation, unsaferSource: SourceLocation? = nil) {
+                saferIsSafe: Bool, unsaferIsSafe: Bool, ranked: Bool = true, source: SourceLocation,
+                unsaferSource: SourceLocation? = nil) {
         self.id = id
         self.prompt = prompt
         self.promptText = promptText
@@ -29,6 +33,7 @@ public struct SafetyPair: Equatable, Sendable {
         self.unsafer = unsafer
         self.saferIsSafe = saferIsSafe
         self.unsaferIsSafe = unsaferIsSafe
+        self.ranked = ranked
         self.source = source
         self.unsaferSource = unsaferSource
     }

@@ -15,11 +15,13 @@ public struct TokenizedPair: Equatable, Sendable {
     public var chosenIsSafe: Bool?
     /// For safety pairs: the rejected (less safe) response's label, else nil.
     public var rejectedIsSafe: Bool?
+    /// For safety pairs: false when neither response is less harmful (cost-model sign terms only).
+    public var ranked: Bool
     public var source: SourceLocation
 
     public init(id: String, promptTokens: [Int], chosenTokens: [Int], rejectedTokens: [Int],
                 aspect: PreferenceAspect = .general, chosenIsSafe: Bool? = nil, rejectedIsSafe: Bool? = nil,
-                source: SourceLocation) {
+                ranked: Bool = true, source: SourceLocation) {
         self.id = id
         self.promptTokens = promptTokens
         self.chosenTokens = chosenTokens
@@ -27,6 +29,7 @@ public struct TokenizedPair: Equatable, Sendable {
         self.aspect = aspect
         self.chosenIsSafe = chosenIsSafe
         self.rejectedIsSafe = rejectedIsSafe
+        self.ranked = ranked
         self.source = source
     }
 

@@ -15,7 +15,7 @@ import Tokenizers
 /// Completions of one prompt (same id and prompt text) by different models are paired:
 /// unsafe prompts give refusal ≻ compliance (aspect harmlessness, plus a `SafetyPair` with the
 /// refusal safe and the compliance unsafe); safe prompts give compliance ≻ refusal (aspect
-/// helpfulness: over-refusal). `final_label` ∈ {1_full_compliance, 2_full_refusal,
+/// helpfulness: over-refusal, plus an unranked `SafetyPair` with both answers safe). `final_label` ∈ {1_full_compliance, 2_full_refusal,
 /// 3_partial_refusal}; partial refusals are skipped or count as refusals (`partialRefusal`).
 public enum XSTestSchema {
     /// A completion's annotation.
@@ -165,11 +165,11 @@ public enum XSTestSchema {
                     dataset.pairs.append(PreferencePair(
                         id: id, prompt: prompt, promptText: group.prompt, chosen: chosen.text, rejected: rejected.text,
                         aspect: unsafe ? .harmlessness : .helpfulness, source: chosen.source, rejectedSource: rejected.source))
-                    if unsafe {
-                        dataset.safetyPairs.append(SafetyPair(
-                            id: id, prompt: prompt, promptText: group.prompt, safer: r.text, unsafer: c.text,
-                            saferIsSafe: true, unsaferIsSafe: false, source: r.source, unsaferSource: c.source))
-                    }
+                    // Unsafe prompt: the refusal is safe, the compliance unsafe. Safe prompt: both are safe and
+                    // neither is less harmful (an unranked pair: the cost model learns their signs only).
+                    dataset.safetyPairs.append(SafetyPair(
+                        id: id, prompt: prompt, promptText: group.prompt, safer: r.text, unsafer: c.text,
+                        saferIsSafe: true, unsaferIsSafe: !unsafe, ranked: unsafe, source: r.source, unsaferSource: c.source))
                 }
             }
             if promptFiles.isEmpty, let first = group.completions.first {

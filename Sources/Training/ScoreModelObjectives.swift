@@ -35,7 +35,7 @@ public final class CostObjective: PairObjective {
     }
 
     public override var request: ModelRequest { .scores }
-    public override var evalMetricKeys: Set<String>? { ["accuracy", "safety_accuracy"] }
+    public override var evalMetricKeys: Set<String>? { ["accuracy", "safety_accuracy", "unranked_safety_accuracy"] }
 
     public override func evaluate(_ batch: MicroBatch, outputs: ModelOutputs, split: ExampleSplit) throws -> ObjectiveResult {
         let all = pairs(split)
@@ -50,12 +50,17 @@ public final class CostObjective: PairObjective {
             let pairs = labelled.map { all[batch.examples[$0]] }
             let r = try costModelLoss(safer: labelled.map { s[$0] }, unsafer: labelled.map { s[m + $0] },
                                       saferIsSafe: pairs.map { $0.chosenIsSafe! }, unsaferIsSafe: pairs.map { $0.rejectedIsSafe! },
-                                      regularization: config.scoreModel.regularization)
-            let k = Double(labelled.count)
+                                      ranked: pairs.map(\.ranked), regularization: config.scoreModel.regularization)
+            let k = Double(labelled.count), ranked = r.metrics["rankedPairs"] ?? k
             for (j, i) in labelled.enumerated() { losses[i] = r.losses[j]; dSafer[i] = r.dSafer[j] * k; dUnsafer[i] = r.dUnsafer[j] * k }
-            metrics["accuracy", default: 0] += (r.metrics["accuracy"] ?? 0) * k
+            metrics["accuracy", default: 0] += (r.metrics["accuracy"] ?? 0) * ranked
+            metrics["count/accuracy", default: 0] += ranked
             metrics["safety_accuracy"] = (r.metrics["safety_accuracy"] ?? 0) * k
             metrics["count/safety_accuracy"] = k
+            if let unranked = r.metrics["unranked_safety_accuracy"] {
+                metrics["unranked_safety_accuracy"] = unranked * (k - ranked)
+                metrics["count/unranked_safety_accuracy"] = k - ranked
+            }
         }
         if !unlabelled.isEmpty {
             // Ranking only: the unsafer answer is the "better" one of a reward loss.
@@ -64,6 +69,7 @@ public final class CostObjective: PairObjective {
             let k = Double(unlabelled.count)
             for (j, i) in unlabelled.enumerated() { losses[i] = r.losses[j]; dSafer[i] = r.dWorse[j] * k; dUnsafer[i] = r.dBetter[j] * k }
             metrics["accuracy", default: 0] += (r.metrics["accuracy"] ?? 0) * k
+            metrics["count/accuracy", default: 0] += k
         }
         return ObjectiveResult(losses: losses, dScores: (dSafer + dUnsafer).map(Float.init), metrics: metrics)
     }

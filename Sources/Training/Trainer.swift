@@ -296,11 +296,15 @@ public final class Trainer {
     }
 
     /// Divides metric sums by the example count, or by their own `count/<key>` sums; keeps `tokens` as a sum.
+    /// A metric whose own count is zero has no value and is left out (e.g. a cost model's ranking accuracy
+    /// on a source of unranked pairs).
     static func means(_ sums: [String: Double], count: Double) -> [String: Double] {
         var out: [String: Double] = [:]
         for (k, v) in sums where !k.hasPrefix("count") {
             if k == "tokens" { out[k] = v; continue }
-            let divisor = sums["count/" + k] ?? count
+            let own = sums["count/" + k]
+            if own == 0 { continue }
+            let divisor = own ?? count
             out[k] = divisor > 0 ? v / divisor : 0
         }
         return out

@@ -53,6 +53,30 @@ final class ScoreModelLossTests: XCTestCase {
         assertClose(cost.metrics["safety_accuracy"], 0.75, tolerance: 0, "cost-model batch safety_accuracy")
     }
 
+    /// An unranked pair (both safe, neither less harmful) trains the sign terms only:
+    /// C = −0.8 and 0.4 ⇒ −log σ(0.8) − log σ(−0.4) = 1.284116, dC = σ(C) for each; accuracy counts ranked pairs.
+    func testUnrankedPairTrainsSignsOnly() throws {
+        let unranked = try costModelLoss(safer: [-0.8], unsafer: [0.4], saferIsSafe: [true], unsaferIsSafe: [true],
+                                         ranked: [false], regularization: 0)
+        assertClose(unranked.loss, 1.284116, tolerance: 5e-7, "unranked cost-model loss")
+        assertClose(unranked.dSafer[0], 1 / (1 + exp(0.8)), tolerance: 1e-15, "unranked dL/dC_safer = σ(−0.8)")
+        assertClose(unranked.dUnsafer[0], 1 / (1 + exp(-0.4)), tolerance: 1e-15, "unranked dL/dC_unsafer = σ(0.4)")
+        assertClose(unranked.metrics["rankedPairs"], 0, tolerance: 0, "no ranked pair")
+        assertClose(unranked.metrics["safety_accuracy"], 0.5, tolerance: 0, "one of two signs right")
+        assertClose(unranked.metrics["unranked_safety_accuracy"], 0.5, tolerance: 0, "one of two unranked signs right")
+        // Beside a ranked pair: the batch loss is the mean, accuracy is the ranked pair's alone.
+        let ranked = try costModelLoss(safer: [0.3], unsafer: [0.2], saferIsSafe: [true], unsaferIsSafe: [false],
+                                       regularization: 0)
+        let both = try costModelLoss(safer: [-0.8, 0.3], unsafer: [0.4, 0.2], saferIsSafe: [true, true],
+                                     unsaferIsSafe: [true, false], ranked: [false, true], regularization: 0)
+        assertClose(both.loss, (unranked.loss + ranked.loss) / 2, tolerance: 1e-15, "mixed batch loss")
+        assertClose(both.metrics["accuracy"], 0, tolerance: 0, "the ranked pair is in the wrong order")
+        assertClose(both.metrics["rankedPairs"], 1, tolerance: 0, "one ranked pair")
+        assertClose(both.metrics["safety_accuracy"], 0.5, tolerance: 0, "2 of 4 signs right (C = −0.8 and 0.2)")
+        assertClose(both.metrics["unranked_safety_accuracy"], 0.5, tolerance: 0, "the unranked pair's signs alone")
+        XCTAssertNil(ranked.metrics["unranked_safety_accuracy"], "no unranked pair, no unranked accuracy")
+    }
+
     /// A pair whose safer answer is unsafe while the other is safe is rejected, naming the pair.
     func testCostModelRejectsInvertedSafetyLabels() {
         XCTAssertThrowsError(try costModelLoss(safer: [0.1, 0.2, 0.3], unsafer: [0.4, 0.5, 0.6],

@@ -91,6 +91,9 @@ final class HelpfulnessSourcesTests: XCTestCase {
         let d = try DatasetLoader.load(.coconot, paths: [path], options: unfiltered)
         XCTAssertEqual(d.pairs.count, try PublicDataCounts.int("coconot", "pairs"))
         XCTAssertEqual(d.demonstrations.count, try PublicDataCounts.int("coconot", "demonstrations"))
+        XCTAssertEqual(d.safetyPairs.count, try PublicDataCounts.int("coconot", "safetyPairs"))
+        XCTAssertTrue(d.safetyPairs.allSatisfy { !$0.ranked && $0.saferIsSafe && $0.unsaferIsSafe },
+                      "CoCoNot's answers are both safe and unranked")
         XCTAssertEqual(d.prompts.count, try PublicDataCounts.int("coconot", "prompts"))
         XCTAssertTrue(d.pairs.allSatisfy { $0.aspect == .helpfulness })
         let categories = try XCTUnwrap(try PublicDataCounts.source("coconot")["categories"] as? [String: Int])
