@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The DP sweep's table: per ε, the ε each stage spent (align.json, dp-dpo's metrics) and, on held-out
 AlpacaEval instructions, each model's mean reward under the judge and its reward win rate against the
-original model, with the bootstrap 95 % intervals and n of `dualign eval` (runs/dp/eval/eval.json).
+original model, with the bootstrap 95 % intervals and n of `dualign eval` (runs/dp/eval/eval.json, plus models
+evaluated later on the same settings in runs/dp/eval-*/eval.json).
 
 Usage: launch/recipes/dp/results.py [RUNS_DIR]   (default runs/dp); prints markdown.
 """
@@ -12,6 +13,12 @@ from pathlib import Path
 runs = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/dp")
 evaluation = json.loads((runs / "eval" / "eval.json").read_text())
 models = {m["name"]: m for m in evaluation["models"]}
+# Models evaluated later in their own runs/dp/eval-* directories (same prompts, same greedy reference).
+for extra in sorted(runs.glob("eval-*/eval.json")):
+    later = json.loads(extra.read_text())
+    if later["reference"].get("metrics") != evaluation["reference"].get("metrics"):
+        sys.exit(f"{extra}: its reference answers differ from runs/dp/eval's; evaluate on the same settings")
+    models.update({m["name"]: m for m in later["models"] if m["name"] not in models})
 
 
 def interval(x, digits=2):
